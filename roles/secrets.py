@@ -1,0 +1,151 @@
+"""Secrets: `${VAR}` references resolved on the controller, masked everywhere, written 0600.
+
+A secret's value exists in three places only: the controller's environment (or the git-ignored
+`.env` file), this process's memory inside a `Secret`, and a 0600 file on the host owned by the
+service. `Secret` never shows its value through str(), repr() or format(), so an exception
+message, a log line or an operation name that mentions one prints the mask instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import secrets as _random
+import sys
+from pathlib import Path
+from typing import Mapping
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.facts.files import File, Sha256File
+
+REFERENCE = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}$")
+DOTENV = Path(__file__).resolve().parent.parent / ".env"
+MASK = "***"
+
+
+class Secret:
+    """A resolved secret. Only `reveal()` gives the value."""
+
+    __slots__ = ("_value", "name")
+
+    def __init__(self, name: str, value: str):
+        self.name = name
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return f"${{{self.name}}}={MASK}"
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return str(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other.name == self.name and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __reduce__(self):
+        # Refuse pickling: nothing should carry a secret out of this process by accident.
+        raise TypeError("a Secret cannot be pickled")
+
+
+def read_dotenv(path: Path = DOTENV) -> dict[str, str]:
+    """KEY=VALUE lines, `#` comments, optional single or double quotes around the value."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def controller_env(dotenv: Path = DOTENV) -> dict[str, str]:
+    """The environment wins over `.env`, so CI can inject values without a file."""
+    return {**read_dotenv(dotenv), **os.environ}
+
+
+def reference_name(value: object) -> str | None:
+    """The VAR of a `${VAR}` reference, or None when the value is not one."""
+    if isinstance(value, str):
+        match = REFERENCE.match(value)
+        if match:
+            return match.group(1)
+    return None
+
+
+def describe_literal(value: object) -> str:
+    """How an error mentions a value that should have been a secret reference."""
+    length = len(value) if isinstance(value, str) else 0
+    return f"<literal value hidden, {length} characters>"
+
+
+def generate_token() -> str:
+    """32 random bytes as hex: the strength OpenClaw documents for gateway tokens."""
+    return _random.token_hex(32)
+
+
+def env_file_content(values: Mapping[str, Secret | str]) -> bytes:
+    """A systemd EnvironmentFile; values are single-quoted, which systemd strips."""
+    lines = []
+    for key, value in values.items():
+        raw = value.reveal() if isinstance(value, Secret) else value
+        if "\n" in raw or "'" in raw:
+            raise ValueError(f"{key}: a value for an environment file cannot contain a newline or a quote")
+        lines.append(f"{key}='{raw}'\n")
+    return "".join(lines).encode()
+
+
+@operation(is_idempotent=True)
+def secret_file(path: str, values: Mapping[str, Secret], user: str, group: str, private_dir: str):
+    """
+    Write `values` as an environment file at `path`, mode 0600, never showing them.
+
+    pyinfra's files.put/template would print the content with --diff; this compares hashes only.
+    The file is created empty with 0600 first, and the upload overwrites it in place (SFTP and
+    `cp` keep an existing file's mode), so the value never sits in a readable file. A staging
+    copy, needed when pyinfra uploads through sudo, lives in `private_dir` (0700).
+    """
+    # Arguments stay Secrets (masked if pyinfra ever prints them); bytes exist only in here.
+    content = env_file_content(values)
+    current = host.get_fact(File, path=path)
+    same_content = bool(current) and host.get_fact(Sha256File, path=path) == hashlib.sha256(content).hexdigest()
+
+    if not current or current.get("mode") != 600 or current.get("user") != user or current.get("group") != group:
+        yield StringCommand("install", "-m", "600", "-o", user, "-g", group, "/dev/null", path) if not current else (
+            StringCommand("chown", f"{user}:{group}", path, "&&", "chmod", "600", path)
+        )
+    if not same_content:
+        # As the SSH user, not through sudo: it is where that user's SFTP upload lands.
+        yield StringCommand("install", "-d", "-m", "700", private_dir, _sudo=False)
+        yield FileUploadCommand(
+            io.BytesIO(content),
+            path,
+            remote_temp_filename=f"{private_dir}/upload",
+        )
+
+
+if __name__ == "__main__":
+    # `python -m roles.secrets token` prints a fresh gateway token for your .env file.
+    if sys.argv[1:] == ["token"]:
+        print(generate_token())
+    else:
+        sys.exit("usage: python -m roles.secrets token")

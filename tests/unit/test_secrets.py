@@ -1,0 +1,89 @@
+"""Secrets: masked in every representation, resolved from env then .env, never in pyinfra output."""
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from roles import secrets
+from roles.secrets import Secret, env_file_content, generate_token, read_dotenv, reference_name
+
+REPO = Path(__file__).resolve().parents[2]
+SENTINEL_TOKEN = "SENTINELgw" + "0" * 40
+SENTINEL_BOT = "SENTINELbot:123456"
+
+
+def test_secret_never_shows_its_value():
+    secret = Secret("GATEWAY", "s3cr3t-value")
+    for shown in (str(secret), repr(secret), f"{secret}", f"{secret!r}", "%s" % secret, repr([secret]), repr({"k": secret})):
+        assert "s3cr3t" not in shown
+        assert "GATEWAY" in shown
+    assert secret.reveal() == "s3cr3t-value"
+    with pytest.raises(TypeError):
+        pickle.dumps(secret)
+
+
+def test_reference_syntax():
+    assert reference_name("${OPENCLAW_GATEWAY_TOKEN}") == "OPENCLAW_GATEWAY_TOKEN"
+    for value in ("$OPENCLAW", "${lower}", "prefix-${VAR}", "${VAR}-suffix", "plain", 42, None):
+        assert reference_name(value) is None
+
+
+def test_dotenv_parsing(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("# comment\nA=1\nexport B='two words'\nC=\"three\"\n\nnot a pair\nD=x=y\n")
+    assert read_dotenv(dotenv) == {"A": "1", "B": "two words", "C": "three", "D": "x=y"}
+    assert read_dotenv(tmp_path / "missing") == {}
+
+
+def test_environment_wins_over_dotenv(tmp_path, monkeypatch):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("KIT_TEST_ONE=from-file\nKIT_TEST_TWO=from-file\n")
+    monkeypatch.setenv("KIT_TEST_ONE", "from-env")
+    env = secrets.controller_env(dotenv)
+    assert env["KIT_TEST_ONE"] == "from-env" and env["KIT_TEST_TWO"] == "from-file"
+
+
+def test_env_file_content_quotes_and_refuses_injection():
+    assert env_file_content({"A": Secret("A", "x y")}) == b"A='x y'\n"
+    with pytest.raises(ValueError) as caught:
+        env_file_content({"A": Secret("A", "x\nEVIL=1")})
+    assert "EVIL" not in str(caught.value)
+
+
+def test_generated_token_is_32_random_bytes_hex():
+    token = generate_token()
+    assert len(token) == 64 and int(token, 16) >= 0 and token != generate_token()
+
+
+FAKE_INVENTORY = """
+hosts = [("@fake/gw1", {
+    "fake_delay": 0, "fake_delay_jitter": 0,
+    "fake_responses": {
+        "uname -s": "Linux",
+        "command -v useradd": "/usr/sbin/useradd",
+        "-release": ["/etc/os-release", 'NAME="Debian GNU/Linux"', "ID=debian", 'VERSION_ID="12"', "---"],
+    },
+    "domain": "gw1.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["10.0.0.0/8"],
+    "channels": {"telegram": {"bot_token": "${TELEGRAM_BOT_TOKEN}", "allow_from": [1]}},
+})]
+"""
+
+
+@pytest.mark.parametrize("flags", [["-v"], ["-vvv"], ["--debug"], ["--diff"], ["--diff", "-vvv", "--debug"], ["--debug-operations"], ["--json"], ["--dry", "--json"]])
+def test_no_secret_in_pyinfra_output_on_a_fake_host(tmp_path, flags):
+    """The whole deploy, planned and run against pyinfra's fake connector; the real-host twin is in tests/integration."""
+    inventory = tmp_path / "fake_inventory.py"
+    inventory.write_text(FAKE_INVENTORY)
+    env = {**os.environ, "OPENCLAW_GATEWAY_TOKEN": SENTINEL_TOKEN, "TELEGRAM_BOT_TOKEN": SENTINEL_BOT}
+    run = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "-y", *flags, str(inventory), "deploy.py"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert "gateway.env" in output, "the secrets operation must be part of the run"
+    assert "SENTINEL" not in output
