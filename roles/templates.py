@@ -1,0 +1,12 @@
+"""Every file placed on a host comes from templates/<role>/; this is the one way in."""
+
+from pathlib import Path
+
+from pyinfra.operations import files
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def template(*, name: str, role: str, src: str, dest: str, mode: str = "644", user: str = "root", group: str = "root", **data):
+    # An explicit name keeps the template's data out of pyinfra's output (upstream issue #1896).
+    return files.template(name=name, src=str(TEMPLATES / role / src), dest=dest, mode=mode, user=user, group=group, **data)
