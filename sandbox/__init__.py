@@ -1,0 +1,947 @@
+"""Local sandbox of real Debian 12 hosts for testing the kit.
+
+`up(n)` boots n systemd-booted bookworm containers (systemd-nspawn) on the
+bridge ockit0, reachable over SSH from this machine, plus three helper
+services on the bridge address: tinyproxy (a forward proxy, for the kit's own
+`proxy` setting), pebble (a test ACME server) and pebble-challtestsrv (its DNS).
+`down()` removes all of it again except the base image cache and the SSH key
+pair. Everything is described by state.json in the state directory, which
+other code reads through `load_state()`.
+
+Requires root and the Debian packages systemd-container, debootstrap,
+tinyproxy, pebble, openssh-client and iproute2. Works without systemd as PID 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = [
+    "SandboxError", "available", "up", "down", "status", "load_state",
+    "ssh_command", "state_dir", "cache_dir",
+]
+
+BRIDGE = "ockit0"
+NETWORK = ipaddress.ip_network("10.231.0.0/24")
+GATEWAY = "10.231.0.1"
+MACHINE_PREFIX = "ockit-"
+SUITE = "bookworm"
+MAX_HOSTS = 50                      # addresses .11 ... .60
+HOST_TIMEOUT = 60                   # seconds a host may take to answer SSH
+STOP_TIMEOUT = 30                   # seconds a container may take to halt
+SERVICE_TIMEOUT = 15                # seconds a service may take to listen
+PORTS = {"tinyproxy": 8888, "pebble": 14000, "pebble_mgmt": 15000,
+         "challtestsrv_dns": 8053, "challtestsrv": 8055}
+PACKAGES = [
+    "systemd", "systemd-sysv", "dbus", "openssh-server", "python3",
+    "iproute2", "ca-certificates",
+]
+# binary -> Debian package that provides it
+REQUIRED_BINARIES = {
+    "systemd-nspawn": "systemd-container",
+    "systemctl": "systemd",
+    "debootstrap": "debootstrap",
+    "tinyproxy": "tinyproxy",
+    "pebble": "pebble",
+    "pebble-challtestsrv": "pebble",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "ip": "iproute2",
+    "mount": "mount",
+}
+
+
+class SandboxError(Exception):
+    """A sandbox operation failed; the message is one line meant for humans."""
+
+
+# --------------------------------------------------------------------------
+# paths and names
+
+def state_dir() -> Path:
+    return Path(os.environ.get("OPENCLAW_SANDBOX_DIR") or "/var/lib/openclaw-kit-sandbox").absolute()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("OPENCLAW_SANDBOX_CACHE") or "/var/cache/openclaw-kit-sandbox").absolute()
+
+
+def _host_name(i: int) -> str:
+    return f"sbx{i}"
+
+
+def _host_address(i: int) -> str:
+    return str(NETWORK.network_address + 10 + i)
+
+
+def _host_index(name: str) -> int:
+    return int(name.removeprefix("sbx"))
+
+
+def _machine(name: str) -> str:
+    return MACHINE_PREFIX + name
+
+
+def _paths(sd: Path | None = None) -> dict[str, Path]:
+    sd = sd or state_dir()
+    return {
+        "state": sd / "state.json",
+        "lock": sd / ".lock",
+        "key": sd / "id_ed25519",
+        "known_hosts": sd / "known_hosts",
+        "hosts": sd / "hosts",
+        "logs": sd / "logs",
+        "tinyproxy_conf": sd / "tinyproxy.conf",
+        "pebble_conf": sd / "pebble-config.json",
+        "pebble_ca": sd / "pebble-ca.pem",
+        "pebble_cert": sd / "pebble-cert.pem",
+        "pebble_key": sd / "pebble-key.pem",
+    }
+
+
+def _host_dir(name: str, sd: Path | None = None) -> Path:
+    return _paths(sd)["hosts"] / name
+
+
+def _log(name: str) -> Path:
+    return _paths()["logs"] / f"{name}.log"
+
+
+# --------------------------------------------------------------------------
+# small helpers
+
+def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
+    """Run a command, raising SandboxError with its stderr on failure."""
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    try:
+        return subprocess.run(args, check=True, **kw)
+    except subprocess.CalledProcessError as e:
+        detail = (e.stderr or e.stdout or "").strip().splitlines()
+        raise SandboxError(f"{' '.join(args)} failed (exit {e.returncode})"
+                           + (f": {detail[-1]}" if detail else "")) from None
+    except FileNotFoundError:
+        raise SandboxError(f"{args[0]} not found") from None
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write atomically: readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    last = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    return f"last lines of {path}: " + (" | ".join(last) if last else "(empty)")
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Serialise up/down (other test modules may call them too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# Popen objects of the daemons we started, kept so they are reaped (a zombie
+# would otherwise look alive) and never garbage-collected while running.
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+def _spawn(args: list[str], log: Path, env: dict | None = None) -> int:
+    """Start a long-running process detached from our session; return its pid."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, **(env or {})})
+    _CHILDREN[proc.pid] = proc
+    return proc.pid
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def _alive(pid: int | None, marker: str | None = None) -> bool:
+    """True if pid runs and (when given) its command line contains marker.
+
+    The marker guards against pid reuse, e.g. after the machine rebooted."""
+    if not pid:
+        return False
+    proc = _CHILDREN.get(pid)
+    if proc is not None and proc.poll() is not None:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+        return False
+    return marker is None or any(marker in a for a in _cmdline(pid))
+
+
+def _pids(match) -> list[int]:
+    """Pids of all processes whose argv satisfies match(argv)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            argv = _cmdline(int(entry.name))
+            if argv and match(argv):
+                out.append(int(entry.name))
+    return out
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _stop(pids: list[int], timeout: float) -> None:
+    """SIGTERM, wait up to timeout, then SIGKILL what is left."""
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in pids:
+        if _alive(pid):
+            _signal(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _port_open(port: int, host: str = GATEWAY) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+        return True
+    return False
+
+
+# --------------------------------------------------------------------------
+# mounts
+
+def _mounts_under(path: Path) -> list[str]:
+    """Mount points at or below path in our mount namespace, deepest first."""
+    prefix = str(path).rstrip("/") + "/"
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        mnt = line.split()[4].encode().decode("unicode_escape")
+        if mnt == str(path) or mnt.startswith(prefix):
+            found.append(mnt)
+    return sorted(set(found), key=len, reverse=True)
+
+
+def _unmount_all(path: Path) -> None:
+    for mnt in _mounts_under(path):
+        if subprocess.run(["umount", mnt], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
+    left = _mounts_under(path)
+    if left:
+        raise SandboxError(f"could not unmount {left[0]}")
+
+
+def _remove_tree(path: Path) -> None:
+    """rm -rf that never descends into a mount (e.g. a leftover /proc)."""
+    if path.exists() or path.is_symlink():
+        _unmount_all(path)
+        shutil.rmtree(path)
+
+
+# --------------------------------------------------------------------------
+# availability and the base image
+
+def available() -> tuple[bool, str]:
+    """(True, "") if this machine can run the sandbox, else (False, why)."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("must run as root (containers, bridge and mounts need it)")
+    missing: dict[str, list[str]] = {}
+    for binary, package in REQUIRED_BINARIES.items():
+        if not shutil.which(binary):
+            missing.setdefault(package, []).append(binary)
+    if missing:
+        names = ", ".join(b for bins in missing.values() for b in bins)
+        problems.append(f"missing {names}: apt-get install {' '.join(missing)}")
+    if not Path("/proc/self/mountinfo").exists():
+        problems.append("/proc is not mounted")
+    if problems:
+        return False, "sandbox unavailable: " + "; ".join(problems)
+    return True, ""
+
+
+def _apt_uris() -> list[str]:
+    """The URI of every `deb` entry in this machine's apt sources, in apt's order."""
+    uris: list[str] = []
+    one_line = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.list"))]
+    for path in one_line:
+        with contextlib.suppress(OSError):
+            for line in path.read_text().splitlines():
+                words = line.split("#", 1)[0].split()
+                if not words or words[0] != "deb":
+                    continue
+                words = words[1:]
+                if words and words[0].startswith("["):        # [arch=... signed-by=...]
+                    while words and not words[0].endswith("]"):
+                        words = words[1:]
+                    words = words[1:]
+                if len(words) >= 2:                    # URI suite [components]
+                    uris.append(words[0])
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        with contextlib.suppress(OSError):
+            for stanza in path.read_text().split("\n\n"):
+                fields: dict[str, str] = {}
+                for line in stanza.splitlines():
+                    if line.startswith("#") or ":" not in line or line[:1].isspace():
+                        continue
+                    key, _, value = line.partition(":")
+                    fields[key.strip().lower()] = value.strip()
+                if fields.get("enabled", "yes").lower() == "no":
+                    continue
+                if "deb" not in fields.get("types", "").split():
+                    continue
+                uris.extend(fields.get("uris", "").split())
+    return uris
+
+
+def debian_mirror() -> str:
+    """The main Debian archive this machine's apt already uses."""
+    override = os.environ.get("OPENCLAW_SANDBOX_MIRROR")
+    if override:
+        return override
+    for uri in _apt_uris():
+        if uri.rstrip("/").endswith("/debian"):          # not debian-security, not third party
+            return uri
+    raise SandboxError("no Debian archive (a URI ending in /debian) in /etc/apt/sources.list"
+                       " or /etc/apt/sources.list.d; set OPENCLAW_SANDBOX_MIRROR")
+
+
+def _base_image() -> Path:
+    """The cached debootstrap of bookworm, built once (about a minute)."""
+    cache = cache_dir()
+    base = cache / f"{SUITE}-base"
+    if (base / "etc" / "os-release").exists():
+        base.chmod(0o755)                                 # caches made by older versions were 0700
+        return base
+    cache.mkdir(parents=True, exist_ok=True)
+    with _locked(cache / ".lock"):
+        if (base / "etc" / "os-release").exists():       # built meanwhile by someone else
+            return base
+        for stale in cache.glob(f".{SUITE}-base.tmp-*"):   # an interrupted earlier build
+            _remove_tree(stale)
+        mirror = debian_mirror()
+        tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{SUITE}-base.tmp-"))
+        log = cache / "debootstrap.log"
+        try:
+            with open(log, "wb") as out:
+                rc = subprocess.run(
+                    ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES),
+                     SUITE, str(tmp), mirror],
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT).returncode
+            if rc != 0:
+                raise SandboxError(f"debootstrap of {SUITE} from {mirror} failed (exit {rc}); {_tail(log)}")
+            _unmount_all(tmp)                             # debootstrap may leave /proc etc.
+            # Per-host identity is created when a host is made; keep none in the base.
+            for key in (tmp / "etc" / "ssh").glob("ssh_host_*"):
+                key.unlink()
+            tmp.chmod(0o755)                              # mkdtemp made it 0700; "/" must be 0755
+            os.rename(tmp, base)                          # atomic: never a half cache
+        except BaseException:
+            _remove_tree(tmp)
+            raise
+    return base
+
+
+# --------------------------------------------------------------------------
+# keys and certificates
+
+def _ensure_ssh_key() -> Path:
+    key = _paths()["key"]
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            key.with_suffix(".pub").unlink()
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "openclaw-kit-sandbox",
+              "-f", str(key)])
+    key.chmod(0o600)
+    return key
+
+
+def _make_pebble_certs() -> None:
+    """A throwaway CA and a server certificate for pebble's API on the bridge address.
+
+    The CA key is not kept: it is only needed to sign this one certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    p = _paths()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=3 * 365)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "openclaw-kit sandbox pebble CA")])
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca = (x509.CertificateBuilder()
+          .subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number())
+          .not_valid_before(start).not_valid_after(end)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(ca_ski, critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, GATEWAY)]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(end)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(GATEWAY))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                         key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, key_cert_sign=False, crl_sign=False,
+                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    _write(p["pebble_key"], key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()).decode(), 0o600)
+    _write(p["pebble_cert"], cert.public_bytes(pem).decode())
+    _write(p["pebble_ca"], ca.public_bytes(pem).decode())
+
+
+# --------------------------------------------------------------------------
+# services on the bridge
+
+def _service_specs() -> dict[str, dict]:
+    """How to start each service and how to recognise it in /proc."""
+    p = _paths()
+    first_host = _host_address(1)
+    return {
+        # DNS for pebble's validation: every name resolves to the first host
+        # (its management API can set per-name answers).
+        "challtestsrv": {
+            "argv": ["pebble-challtestsrv", "-defaultIPv4", first_host, "-defaultIPv6", "",
+                     "-dns01", f"{GATEWAY}:{PORTS['challtestsrv_dns']}", "-http01", "",
+                     "-https01", "", "-tlsalpn01", "",
+                     "-management", f"{GATEWAY}:{PORTS['challtestsrv']}"],
+            "marker": f"{GATEWAY}:{PORTS['challtestsrv']}",
+            "ports": [PORTS["challtestsrv"]],
+        },
+        "pebble": {
+            "argv": ["pebble", "-config", str(p["pebble_conf"]),
+                     "-dnsserver", f"{GATEWAY}:{PORTS['challtestsrv_dns']}"],
+            "env": {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"},
+            "marker": str(p["pebble_conf"]),
+            "ports": [PORTS["pebble"], PORTS["pebble_mgmt"]],
+        },
+        "tinyproxy": {
+            "argv": ["tinyproxy", "-d", "-c", str(p["tinyproxy_conf"])],
+            "marker": str(p["tinyproxy_conf"]),
+            "ports": [PORTS["tinyproxy"]],
+        },
+    }
+
+
+def _service_pids(spec: dict) -> list[int]:
+    return _pids(lambda a: os.path.basename(a[0]) == spec["argv"][0] and spec["marker"] in a)
+
+
+def _render_service_configs() -> None:
+    p = _paths()
+    # Foreground tinyproxy logs to stderr (our log file); it never logs bodies.
+    _write(p["tinyproxy_conf"], "\n".join([
+        "# rendered by python -m sandbox; the kit's `proxy` setting points hosts here",
+        "User nobody",
+        "Group nogroup",
+        f"Listen {GATEWAY}",
+        f"Port {PORTS['tinyproxy']}",
+        "Timeout 600",
+        "MaxClients 100",
+        "LogLevel Info",
+        f"Allow {NETWORK}",
+        "ConnectPort 443",       # CONNECT (https tunnels) only to 443
+        "",
+    ]))
+    if not (p["pebble_ca"].exists() and p["pebble_cert"].exists() and p["pebble_key"].exists()):
+        _make_pebble_certs()
+    _write(p["pebble_conf"], json.dumps({"pebble": {
+        "listenAddress": f"{GATEWAY}:{PORTS['pebble']}",
+        "managementListenAddress": f"{GATEWAY}:{PORTS['pebble_mgmt']}",
+        "certificate": str(p["pebble_cert"]),
+        "privateKey": str(p["pebble_key"]),
+        "httpPort": 80,
+        "tlsPort": 443,
+        "ocspResponderURL": "",
+        "externalAccountBindingRequired": False,
+    }}, indent=2) + "\n")
+
+
+def _start_service(name: str, spec: dict) -> int:
+    log = _log(name)
+    pid = _spawn(spec["argv"], log, spec.get("env"))
+    deadline = time.monotonic() + SERVICE_TIMEOUT
+    while not all(_port_open(port) for port in spec["ports"]):
+        if not _alive(pid):
+            raise SandboxError(f"{name} exited right after start; {_tail(log)}")
+        if time.monotonic() > deadline:
+            _stop([pid], 5)
+            raise SandboxError(f"{name} did not listen on {GATEWAY}:{spec['ports']} within "
+                               f"{SERVICE_TIMEOUT} s; {_tail(log)}")
+        time.sleep(0.2)
+    return pid
+
+
+# --------------------------------------------------------------------------
+# the bridge
+
+def _links() -> list[dict]:
+    return json.loads(_run(["ip", "-j", "addr", "show"]).stdout or "[]")
+
+
+def _ensure_bridge() -> bool:
+    """Create ockit0 with the gateway address; return True if this call made it."""
+    links = _links()
+    for link in links:
+        if link["ifname"] == BRIDGE:
+            continue
+        for addr in link.get("addr_info", []):
+            if addr.get("family") == "inet" and ipaddress.ip_address(addr["local"]) in NETWORK:
+                raise SandboxError(f"bridge conflict: {addr['local']} on {link['ifname']} is "
+                                   f"already in {NETWORK}; remove it or stop what made it")
+    existing = next((link for link in links if link["ifname"] == BRIDGE), None)
+    made = False
+    if existing is None:
+        _run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+        made = True
+    elif _link_kind(BRIDGE) != "bridge":
+        raise SandboxError(f"bridge conflict: {BRIDGE} exists but is not a bridge")
+    try:
+        addrs = [] if made else [a.get("local") for a in existing.get("addr_info", [])]
+        if GATEWAY not in addrs:
+            _run(["ip", "addr", "add", f"{GATEWAY}/{NETWORK.prefixlen}", "dev", BRIDGE])
+        _run(["ip", "link", "set", BRIDGE, "up"])
+    except BaseException:
+        if made:
+            subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+        raise
+    return made
+
+
+def _link_kind(name: str) -> str:
+    info = json.loads(_run(["ip", "-j", "-d", "link", "show", name]).stdout or "[{}]")
+    return info[0].get("linkinfo", {}).get("info_kind", "")
+
+
+# --------------------------------------------------------------------------
+# hosts
+
+def ssh_command(address: str, state: dict | None = None) -> list[str]:
+    """argv prefix to run a command on a sandbox host with strict host key checking."""
+    state = state or {"ssh_key": str(_paths()["key"]), "known_hosts": str(_paths()["known_hosts"])}
+    return ["ssh", "-i", state["ssh_key"], "-o", f"UserKnownHostsFile={state['known_hosts']}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+            f"{state.get('ssh_user', 'root')}@{address}"]
+
+
+def _ssh(address: str, command: str, timeout: float) -> subprocess.CompletedProcess:
+    argv = ssh_command(address)
+    # Options go before the destination; ConnectTimeout keeps a dead host from hanging us.
+    argv[1:1] = ["-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR"]
+    try:
+        return subprocess.run([*argv, command], capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, 255, "", f"timed out after {timeout:.0f} s")
+
+
+def _host_ready(address: str, timeout: float = 10) -> tuple[bool, str]:
+    """Does the host answer SSH and has it finished booting?"""
+    r = _ssh(address, "systemctl is-system-running --wait", timeout)
+    state = r.stdout.strip()
+    if state in ("running", "degraded"):
+        return True, state
+    return False, (r.stderr.strip().splitlines() or [state or f"exit {r.returncode}"])[-1]
+
+
+def _prepare_rootfs(name: str, address: str, base: Path) -> Path:
+    """Mount (or copy) a fresh rootfs for the host and give it its own identity."""
+    hd = _host_dir(name)
+    _remove_tree(hd)                       # leftovers of an earlier incarnation
+    root, upper, work = hd / "rootfs", hd / "upper", hd / "work"
+    for d in (root, upper, work):
+        d.mkdir(parents=True)
+    r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        f"lowerdir={base},upperdir={upper},workdir={work}", str(root)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:                  # e.g. state dir on a filesystem overlay cannot use
+        _run(["cp", "-a", "--reflink=auto", f"{base}/.", str(root)])
+        root.chmod(0o755)                  # "/" must be traversable by the container's users
+
+    etc = root / "etc"
+    # Empty machine-id: systemd gives each boot of this host its own id.
+    (etc / "machine-id").write_text("")
+    dbus_id = root / "var" / "lib" / "dbus" / "machine-id"
+    if dbus_id.exists() and not dbus_id.is_symlink():
+        dbus_id.unlink()
+        dbus_id.symlink_to("/etc/machine-id")
+    (etc / "hostname").write_text(name + "\n")
+    (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n"
+                               "::1\t\tlocalhost ip6-localhost ip6-loopback\n")
+
+    for old in (etc / "ssh").glob("ssh_host_*"):
+        old.unlink()
+    for kind in ("rsa", "ecdsa", "ed25519"):
+        _run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"root@{name}",
+              "-f", str(etc / "ssh" / f"ssh_host_{kind}_key")])
+
+    ssh_dir = root / "root" / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    ssh_dir.chmod(0o700)
+    auth = ssh_dir / "authorized_keys"
+    auth.write_text(_paths()["key"].with_suffix(".pub").read_text())
+    auth.chmod(0o600)
+
+    # Sorts before systemd's 80-container-host0.network, which would give a link-local address.
+    netdir = etc / "systemd" / "network"
+    netdir.mkdir(parents=True, exist_ok=True)
+    (netdir / "10-host0.network").write_text(
+        f"[Match]\nName=host0\n\n[Network]\nAddress={address}/{NETWORK.prefixlen}\n"
+        f"Gateway={GATEWAY}\n")
+    _run(["systemctl", "--root", str(root), "--quiet", "enable", "systemd-networkd.service"])
+    return root
+
+
+def _nspawn_marker(name: str) -> str:
+    return f"--machine={_machine(name)}"
+
+
+def _tun_supported() -> bool:
+    return Path("/dev/net/tun").exists()
+
+
+def _start_host(name: str, root: Path) -> int:
+    argv = ["systemd-nspawn", "-D", str(root), "--boot", "--register=no", "--keep-unit",
+            "--console=passive", f"--network-bridge={BRIDGE}", _nspawn_marker(name)]
+    if _tun_supported():
+        argv.append("--bind=/dev/net/tun")    # lets wireguard-go run inside
+    return _spawn(argv, _log(name))
+
+
+def _known_hosts_lines(name: str, address: str) -> list[str]:
+    lines = []
+    for pub in sorted((_host_dir(name) / "rootfs" / "etc" / "ssh").glob("ssh_host_*_key.pub")):
+        kind, key = pub.read_text().split()[:2]
+        lines.append(f"{address} {kind} {key}")
+    return lines
+
+
+def _write_known_hosts(hosts: list[dict]) -> None:
+    lines = [line for h in hosts for line in _known_hosts_lines(h["name"], h["address"])]
+    _write(_paths()["known_hosts"], "\n".join(lines) + "\n" if lines else "")
+
+
+def _wait_host(name: str, address: str, pid: int) -> None:
+    deadline = time.monotonic() + HOST_TIMEOUT
+    why = "no answer yet"
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            raise SandboxError(f"container {_machine(name)} exited during boot; {_tail(_log(name))}")
+        ok, why = _host_ready(address, timeout=max(1.0, min(10.0, deadline - time.monotonic())))
+        if ok:
+            return
+        time.sleep(0.5)
+    raise SandboxError(f"{name} ({address}) did not answer SSH and finish booting within "
+                       f"{HOST_TIMEOUT} s (last: {why}); {_tail(_log(name))}")
+
+
+def _stop_host(name: str, pid: int | None) -> None:
+    """Halt one container (SIGTERM to nspawn = clean shutdown) and remove its rootfs."""
+    hosts = f"{_paths()['hosts']}/"
+    pids = {p for p in [pid] if _alive(p, _nspawn_marker(name))}
+    pids |= set(_pids(lambda a: "systemd-nspawn" in a[0] and _nspawn_marker(name) in a
+                      and any(x.startswith(hosts) for x in a)))
+    _stop(sorted(pids), STOP_TIMEOUT)
+    _kill_orphans(_host_dir(name))
+    _remove_tree(_host_dir(name))
+
+
+def _kill_orphans(under: Path) -> None:
+    """SIGKILL container processes whose root is below `under`.
+
+    If nspawn itself died (SIGKILL, OOM), the container's init lives on in its
+    own pid namespace; killing that init ends the whole container."""
+    own_ns = os.readlink("/proc/self/ns/pid")
+    victims = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "ns" / "pid") == own_ns:
+                continue
+            for line in (entry / "mountinfo").read_text().splitlines():
+                fields = line.split()
+                if fields[4] == "/" and f"{under}/" in line:
+                    victims.append(int(entry.name))
+                    break
+        except OSError:
+            continue
+    for pid in victims:
+        _signal(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in victims) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------
+# state
+
+def load_state() -> dict:
+    """The running sandbox as described in state.json."""
+    try:
+        return json.loads(_paths()["state"].read_text())
+    except FileNotFoundError:
+        raise SandboxError("sandbox is not up: run `python -m sandbox up`") from None
+    except (OSError, ValueError) as e:
+        raise SandboxError(f"sandbox state {_paths()['state']} is unreadable ({e}): "
+                           "run `python -m sandbox down` then `up`") from None
+
+
+def _read_state() -> dict:
+    with contextlib.suppress(SandboxError):
+        return load_state()
+    return {}
+
+
+def _save_state(hosts: list[dict], services: dict[str, int]) -> dict:
+    p = _paths()
+    state = {
+        "bridge": BRIDGE,
+        "network": str(NETWORK),
+        "gateway": GATEWAY,
+        "ssh_user": "root",
+        "ssh_key": str(p["key"]),
+        "known_hosts": str(p["known_hosts"]),
+        "proxy": f"http://{GATEWAY}:{PORTS['tinyproxy']}",
+        "acme_directory": f"https://{GATEWAY}:{PORTS['pebble']}/dir",
+        "acme_ca_file": str(p["pebble_ca"]),
+        "acme_roots_url": f"https://{GATEWAY}:{PORTS['pebble_mgmt']}/roots/0",
+        "challtestsrv_management": f"http://{GATEWAY}:{PORTS['challtestsrv']}",
+        "hosts": sorted(hosts, key=lambda h: _host_index(h["name"])),
+        "services": services,
+    }
+    _write(p["state"], json.dumps(state, indent=2) + "\n", 0o644)
+    return state
+
+
+# --------------------------------------------------------------------------
+# public operations
+
+def up(hosts: int = 2) -> dict:
+    """Bring the sandbox to exactly `hosts` running hosts plus the services.
+
+    Hosts that already run and answer are left alone (no reboot); missing ones
+    are created; hosts numbered above `hosts` are stopped and removed, so the
+    state always matches the request. On failure everything this call made is
+    removed again and SandboxError says why."""
+    if not 1 <= hosts <= MAX_HOSTS:
+        raise SandboxError(f"--hosts must be between 1 and {MAX_HOSTS}, not {hosts}")
+    ok, why = available()
+    if not ok:
+        raise SandboxError(why)
+    with _locked(_paths()["lock"]):
+        return _up_locked(hosts)
+
+
+def _up_locked(count: int) -> dict:
+    prior = _read_state()
+    fresh = not prior
+    made_hosts: list[str] = []
+    made_services: list[int] = []
+    made_bridge = False
+    host_list = [h for h in prior.get("hosts", []) if _host_index(h["name"]) <= count]
+    services = dict(prior.get("services", {}))
+    if fresh:
+        _teardown()                        # leftovers of a sandbox whose state.json was lost
+    try:
+        # Extras first: `up --hosts 1` after 2 stops sbx2 so state matches the request.
+        for h in prior.get("hosts", []):
+            if _host_index(h["name"]) > count:
+                _stop_host(h["name"], h.get("pid"))
+        if len(host_list) != len(prior.get("hosts", [])):
+            _save_state(host_list, services)
+
+        _ensure_ssh_key()
+        base = _base_image()
+        made_bridge = _ensure_bridge()
+
+        _render_service_configs()
+        for name, spec in _service_specs().items():
+            if not _alive(services.get(name), spec["marker"]):
+                # a stray copy (e.g. state.json lost) would hold the port
+                _stop(_service_pids(spec), 5)
+                services[name] = _start_service(name, spec)
+                made_services.append(services[name])
+                _save_state(host_list, services)
+
+        # Keep hosts that run and answer; recreate the rest.
+        keep = {}
+        for h in host_list:
+            if _alive(h.get("pid"), _nspawn_marker(h["name"])) and _host_ready(h["address"])[0]:
+                keep[h["name"]] = h
+        starting = []
+        for i in range(1, count + 1):
+            name, address = _host_name(i), _host_address(i)
+            if name in keep:
+                continue
+            old = next((h for h in host_list if h["name"] == name), None)
+            _stop_host(name, old and old.get("pid"))
+            root = _prepare_rootfs(name, address, base)
+            made_hosts.append(name)
+            pid = _start_host(name, root)
+            keep[name] = {"name": name, "address": address, "pid": pid}
+            starting.append(keep[name])
+            host_list = list(keep.values()) + [h for h in host_list if h["name"] not in keep]
+            _save_state(host_list, services)
+        host_list = list(keep.values())
+        _write_known_hosts(host_list)
+        for h in starting:                 # they boot in parallel; wait for each
+            _wait_host(h["name"], h["address"], h["pid"])
+        return _save_state(host_list, services)
+    except BaseException:
+        # Undo what this call made; a fresh up leaves nothing behind at all.
+        if fresh:
+            _teardown()
+        else:
+            for name in made_hosts:
+                _stop_host(name, None)
+            _stop(made_services, 5)
+            if made_bridge:
+                subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+            host_list = [h for h in host_list if h["name"] not in made_hosts]
+            services = {k: v for k, v in services.items() if v not in made_services}
+            _write_known_hosts(host_list)
+            _save_state(host_list, services)
+        raise
+
+
+def down() -> None:
+    """Remove every container, mount, interface, process and rootfs of the sandbox.
+
+    Keeps the base image cache and the SSH key pair. Works from a partial or
+    missing state.json; a no-op when nothing is up."""
+    if os.geteuid() != 0:
+        raise SandboxError("sandbox down must run as root")
+    if not state_dir().exists():
+        _teardown()
+        return
+    with _locked(_paths()["lock"]):
+        _teardown()
+
+
+def _teardown() -> None:
+    sd = state_dir()
+    p = _paths(sd)
+    state = _read_state()
+
+    # Containers: the recorded nspawn pids plus any nspawn running a rootfs of ours.
+    nspawn = {h.get("pid") for h in state.get("hosts", [])
+              if _alive(h.get("pid"), _nspawn_marker(h.get("name", "")))}
+    nspawn |= set(_pids(lambda a: "systemd-nspawn" in a[0]
+                        and any(x.startswith(f"--machine={MACHINE_PREFIX}") for x in a)
+                        and any(x.startswith(f"{p['hosts']}/") for x in a)))
+    _stop(sorted(x for x in nspawn if x), STOP_TIMEOUT)
+    _kill_orphans(p["hosts"])
+
+    # Services: recorded pids plus anything started with our configs / addresses.
+    specs = _service_specs()
+    svc = {pid for name, pid in state.get("services", {}).items()
+           if name in specs and _alive(pid, specs[name]["marker"])}
+    for spec in specs.values():
+        svc |= set(_service_pids(spec))
+    _stop(sorted(svc), 10)
+
+    _unmount_all(p["hosts"])               # all our mounts live there (never the state dir itself)
+    # nspawn's veths vanish with the container's namespace; remove strays anyway.
+    for link in json.loads(subprocess.run(["ip", "-j", "link", "show"], capture_output=True,
+                                          text=True).stdout or "[]"):
+        name = link["ifname"].split("@")[0]
+        if name.startswith("vb-" + MACHINE_PREFIX) or (name == BRIDGE and _link_kind(BRIDGE) == "bridge"):
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
+
+    _remove_tree(p["hosts"])
+    for key in ("state", "known_hosts", "tinyproxy_conf", "pebble_conf", "pebble_ca",
+                "pebble_cert", "pebble_key"):
+        with contextlib.suppress(FileNotFoundError):
+            p[key].unlink()
+
+
+def status() -> dict:
+    """Health of the sandbox: each host's process and SSH, each service's process and port."""
+    report: dict = {"up": False, "healthy": False, "state": str(_paths()["state"]),
+                    "error": None, "hosts": [], "services": {}}
+    try:
+        state = load_state()
+    except SandboxError as e:
+        report["error"] = str(e)
+        return report
+    report["up"] = True
+    for h in state.get("hosts", []):
+        alive = _alive(h.get("pid"), _nspawn_marker(h["name"]))
+        ssh_ok, detail = _host_ready(h["address"], timeout=10) if alive else (False, "not running")
+        report["hosts"].append({**h, "alive": alive, "ssh": ssh_ok, "detail": detail})
+    specs = _service_specs()
+    for name, pid in state.get("services", {}).items():
+        alive = name in specs and _alive(pid, specs[name]["marker"])
+        listening = alive and all(_port_open(port) for port in specs[name]["ports"])
+        report["services"][name] = {"pid": pid, "alive": alive, "listening": listening}
+    report["healthy"] = (bool(report["hosts"])
+                         and all(h["alive"] and h["ssh"] for h in report["hosts"])
+                         and set(report["services"]) == set(specs)
+                         and all(s["alive"] and s["listening"] for s in report["services"].values()))
+    return report
