@@ -1,0 +1,36 @@
+"""The local sandbox hosts made by `python -m sandbox up`; settings as a real user would write them.
+
+Secrets come from the environment or .env like in production (`./kit sandbox` writes a .env
+with a fresh token when there is none).
+"""
+
+from sandbox import load_state
+
+_state = load_state()
+
+sandbox = (
+    [
+        (
+            host["address"],
+            {
+                "hostname": host["name"],
+                "domain": f"{host['name']}.openclaw.test",
+            },
+        )
+        for host in _state["hosts"]
+    ],
+    {
+        "ssh_user": _state["ssh_user"],
+        "ssh_key": _state["ssh_key"],
+        "ssh_known_hosts_file": _state["known_hosts"],
+        "ssh_strict_host_key_checking": "yes",
+        # The controller reaches the hosts from the bridge address only.
+        "admin_cidrs": [f"{_state['gateway']}/32"],
+        "admin_email": "admin@openclaw.test",
+        "acme_directory": _state["acme_directory"],
+        "acme_ca_file": _state["acme_ca_file"],
+        "proxy": _state["proxy"],
+        "public_interface": "host0",
+        "gateway_token": "${OPENCLAW_GATEWAY_TOKEN}",
+    },
+)

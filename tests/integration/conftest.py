@@ -1,0 +1,77 @@
+"""Real sandbox hosts for the integration tests (see sandbox/ and inventories/sandbox.py).
+
+Without root or systemd-nspawn the tests skip with the reason, except under CI=true, where a
+missing sandbox is a failure: CI must really run them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sandbox
+from roles.secrets import generate_token
+
+REPO = Path(__file__).resolve().parents[2]
+HOSTS = 2
+
+
+def pytest_collection_modifyitems(config, items):
+    # The sandbox lifecycle test tears the sandbox down; run it after the deploy tests.
+    items.sort(key=lambda item: item.nodeid.startswith("tests/integration/test_sandbox.py"))
+
+
+@pytest.fixture(scope="session")
+def sandbox_state():
+    ok, reason = sandbox.available()
+    if not ok:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the sandbox cannot run: {reason}")
+        pytest.skip(f"sandbox hosts unavailable: {reason}")
+    state = sandbox.up(HOSTS)
+    yield state
+    sandbox.down()
+
+
+@pytest.fixture(scope="session")
+def kit_env(sandbox_state):
+    """The controller's environment for a deploy: secrets injected, never from a developer's .env."""
+    return {**os.environ, "OPENCLAW_GATEWAY_TOKEN": generate_token()}
+
+
+def run_pyinfra(env: dict, *args: str, inventory: str = "inventories/sandbox.py", timeout: int = 1200) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pyinfra", "-y", *args, inventory, "deploy.py"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def deploy_json(env: dict, *args: str, **kwargs) -> dict:
+    run = run_pyinfra(env, "--json", *args, **kwargs)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    return json.loads(run.stdout[run.stdout.index("{"):])
+
+
+def changed_hosts(result: dict) -> dict[str, list[str]]:
+    """Operation name -> hosts it changed, for the operations that changed anything."""
+    return {op["name"]: op["success"] for op in result["results"]["operations"] if op["success"]}
+
+
+def ssh(state: dict, address: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ssh", "-i", state["ssh_key"], "-o", f"UserKnownHostsFile={state['known_hosts']}", "-o", "StrictHostKeyChecking=yes",
+         "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"{state['ssh_user']}@{address}", command],
+        capture_output=True, text=True, timeout=120, check=check,
+    )
+
+
+def run_verify(env: dict, inventory: str = "inventories/sandbox.py") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/verify", "--inventory", inventory],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )

@@ -1,0 +1,39 @@
+"""A real deploy to two sandbox hosts, checked with testinfra over SSH, then re-run with no changes."""
+
+import pytest
+
+from tests.integration.conftest import changed_hosts, deploy_json, run_verify, ssh
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture(scope="module")
+def first_run(sandbox_state, kit_env):
+    return deploy_json(kit_env)
+
+
+def test_first_run_changes_both_hosts(first_run, sandbox_state):
+    addresses = sorted(host["address"] for host in sandbox_state["hosts"])
+    changed = changed_hosts(first_run)
+    assert first_run["results"]["failed_hosts"] == []
+    assert changed["OpenClaw gateway | Secrets file /etc/openclaw/gateway.env"] == addresses
+    assert changed["Base host | Send apt through the proxy"] == addresses
+
+
+def test_testinfra_checks_pass_over_ssh(first_run, kit_env):
+    verify = run_verify(kit_env)
+    assert verify.returncode == 0, verify.stdout[-4000:]
+    assert " passed" in verify.stdout and " failed" not in verify.stdout
+
+
+def test_packages_come_through_the_proxy_setting(first_run, sandbox_state):
+    # The hosts have no route out: apt works only through the kit's proxy setting.
+    host = sandbox_state["hosts"][0]["address"]
+    update = ssh(sandbox_state, host, "apt-get update -qq 2>&1; echo rc=$?", check=False)
+    assert "rc=0" in update.stdout, update.stdout
+
+
+def test_second_run_changes_nothing(first_run, kit_env):
+    second = deploy_json(kit_env)
+    assert changed_hosts(second) == {}
+    assert second["results"]["totals"]["error"] == 0
