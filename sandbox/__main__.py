@@ -8,7 +8,7 @@ import shlex
 import sys
 import time
 
-from . import SandboxError, down, ssh_command, state_dir, status, up
+from . import SandboxError, down, load_state, ssh_command, state_dir, status, up
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name} pid {s['pid']}: process {'alive' if s['alive'] else 'DEAD'}, "
                       f"{'listening' if s['listening'] else 'NOT listening'}")
             print("healthy" if report["healthy"] else "UNHEALTHY")
+            print("reach the hosts with:")
+            state = load_state()
+            for h in state["hosts"]:
+                print(f"  {h['name']}: {shlex.join(ssh_command(h['address'], state))}")
         return 0 if report["healthy"] else 1
     except (SandboxError, OSError) as e:
         print(f"sandbox {args.command} failed: {e}", file=sys.stderr)
