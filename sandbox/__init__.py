@@ -33,10 +33,12 @@ __all__ = [
     "ssh_command", "state_dir", "cache_dir",
 ]
 
-BRIDGE = "ockit0"
-NETWORK = ipaddress.ip_network("10.231.0.0/24")
-GATEWAY = "10.231.0.1"
-MACHINE_PREFIX = "ockit-"
+# A slot number lets separate sandboxes run side by side (each its own bridge, subnet, state).
+SLOT = int(os.environ.get("OPENCLAW_SANDBOX_SLOT") or 0)
+BRIDGE = f"ockit{SLOT}"
+NETWORK = ipaddress.ip_network(f"10.231.{SLOT}.0/24")
+GATEWAY = str(NETWORK.network_address + 1)
+MACHINE_PREFIX = f"ockit{SLOT}-"
 SUITE = "bookworm"
 MAX_HOSTS = 50                      # addresses .11 ... .60
 HOST_TIMEOUT = 60                   # seconds a host may take to answer SSH
@@ -71,7 +73,8 @@ class SandboxError(Exception):
 # paths and names
 
 def state_dir() -> Path:
-    return Path(os.environ.get("OPENCLAW_SANDBOX_DIR") or "/var/lib/openclaw-kit-sandbox").absolute()
+    default = "/var/lib/openclaw-kit-sandbox" + (f"-{SLOT}" if SLOT else "")
+    return Path(os.environ.get("OPENCLAW_SANDBOX_DIR") or default).absolute()
 
 
 def cache_dir() -> Path:
@@ -545,7 +548,7 @@ def _links() -> list[dict]:
 
 
 def _ensure_bridge() -> bool:
-    """Create ockit0 with the gateway address; return True if this call made it."""
+    """Create the bridge with the gateway address; return True if this call made it."""
     links = _links()
     for link in links:
         if link["ifname"] == BRIDGE:

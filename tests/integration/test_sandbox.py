@@ -10,6 +10,7 @@ without them, except on CI (CI=true), where a missing sandbox is a failure.
 from __future__ import annotations
 
 import json
+import re
 import os
 import shlex
 import subprocess
@@ -19,12 +20,10 @@ from pathlib import Path
 
 import pytest
 
+import sandbox
+
 REPO = Path(__file__).resolve().parents[2]
-try:
-    import sandbox
-except ImportError:                                   # run as plain `pytest` without the repo on sys.path
-    sys.path.insert(0, str(REPO))
-    import sandbox
+NET = sandbox.GATEWAY.rsplit(".", 1)[0]
 
 _ok, _why = sandbox.available()
 if not _ok:
@@ -74,10 +73,10 @@ def by_name(state: dict) -> dict[str, dict]:
 
 def test_state_describes_two_hosts_and_services(state):
     assert [(h["name"], h["address"]) for h in state["hosts"]] == [
-        ("sbx1", "10.231.0.11"), ("sbx2", "10.231.0.12")]
+        ("sbx1", f"{NET}.11"), ("sbx2", f"{NET}.12")]
     assert set(state["services"]) == {"tinyproxy", "pebble", "challtestsrv"}
-    assert state["proxy"] == "http://10.231.0.1:8888"
-    assert state["acme_directory"] == "https://10.231.0.1:14000/dir"
+    assert state["proxy"] == f"http://{NET}.1:8888"
+    assert state["acme_directory"] == f"https://{NET}.1:14000/dir"
     for key in ("ssh_key", "known_hosts", "acme_ca_file"):
         assert Path(state[key]).is_absolute() and Path(state[key]).is_file(), key
     assert Path(state["ssh_key"]).stat().st_mode & 0o077 == 0
@@ -172,7 +171,7 @@ def test_proxy_reaches_the_debian_mirror_from_a_container(state):
 
 CONNECT_PROBE = """
 import socket
-s = socket.create_connection(("10.231.0.1", 8888), timeout=10)
+s = socket.create_connection(("%s", 8888), timeout=10)
 s.sendall(b"CONNECT %s:22 HTTP/1.1\\r\\nHost: %s:22\\r\\n\\r\\n")
 print(s.recv(200).decode(errors="replace").splitlines()[0])
 """
@@ -180,7 +179,7 @@ print(s.recv(200).decode(errors="replace").splitlines()[0])
 
 def test_proxy_tunnels_only_to_port_443(state):
     sbx1, sbx2 = state["hosts"]
-    r = container_python(state, sbx1, CONNECT_PROBE % (sbx2["address"], sbx2["address"]))
+    r = container_python(state, sbx1, CONNECT_PROBE % (sandbox.GATEWAY, sbx2["address"], sbx2["address"]))
     assert r.returncode == 0, r.stderr
     assert " 403 " in r.stdout, r.stdout
 
@@ -223,7 +222,7 @@ def _our_processes(sd: str) -> list[str]:
             if stat.rsplit(")", 1)[1].split()[0] == "Z":
                 continue
             if (argv[0] in ("systemd-nspawn", "tinyproxy", "pebble") and sd in " ".join(argv)) \
-                    or (argv[0] == "pebble-challtestsrv" and "10.231.0.1:8055" in argv):
+                    or (argv[0] == "pebble-challtestsrv" and f"{NET}.1:8055" in argv):
                 found.append(" ".join(argv))
     return found
 
@@ -237,9 +236,9 @@ def test_down_removes_everything(state):
     assert r.returncode == 0, r.stderr
 
     assert _our_processes(sd) == []
-    assert subprocess.run(["ip", "link", "show", "ockit0"], capture_output=True).returncode != 0
+    assert subprocess.run(["ip", "link", "show", sandbox.BRIDGE], capture_output=True).returncode != 0
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    assert "vb-ockit-" not in links
+    assert "vb-" + sandbox.MACHINE_PREFIX not in links
     mounts = Path("/proc/self/mountinfo").read_text()
     assert sd + "/" not in mounts
     assert not (Path(sd) / "state.json").exists()
@@ -256,7 +255,7 @@ def test_down_removes_everything(state):
 
 def _assert_nothing_left(sd: str) -> None:
     assert _our_processes(sd) == []
-    assert subprocess.run(["ip", "link", "show", "ockit0"], capture_output=True).returncode != 0
+    assert subprocess.run(["ip", "link", "show", sandbox.BRIDGE], capture_output=True).returncode != 0
     assert sd + "/" not in Path("/proc/self/mountinfo").read_text()
     assert not (Path(sd) / "state.json").exists()
 
@@ -265,7 +264,7 @@ def test_failed_up_on_a_bridge_conflict_cleans_up(state):
     sd = str(sandbox.state_dir())
     subprocess.run(["ip", "link", "add", "ockit-conflict", "type", "bridge"], check=True)
     try:
-        subprocess.run(["ip", "addr", "add", "10.231.0.5/24", "dev", "ockit-conflict"], check=True)
+        subprocess.run(["ip", "addr", "add", f"{NET}.5/24", "dev", "ockit-conflict"], check=True)
         r = cli("up", "--hosts", "1")
     finally:
         subprocess.run(["ip", "link", "del", "ockit-conflict"], check=True)
@@ -278,6 +277,6 @@ def test_failed_up_on_a_bridge_conflict_cleans_up(state):
 def test_failed_up_on_a_host_that_never_answers_cleans_up(state, monkeypatch):
     sd = str(sandbox.state_dir())
     monkeypatch.setattr(sandbox, "HOST_TIMEOUT", 0.5)   # no host boots that fast
-    with pytest.raises(sandbox.SandboxError, match=r"sbx1 \(10.231.0.11\) did not answer SSH.*last lines of"):
+    with pytest.raises(sandbox.SandboxError, match=rf"sbx1 \({re.escape(NET)}.11\) did not answer SSH.*last lines of"):
         sandbox.up(1)
     _assert_nothing_left(sd)
