@@ -7,10 +7,12 @@ before a single host is changed.
 from pyinfra import host, inventory
 
 from roles.base import base
+from roles.firewall import firewall
 from roles.openclaw import openclaw
 from roles.settings import settings_for
 
 settings = settings_for(host, inventory)
 
 base(settings)
+firewall(settings)
 openclaw(settings)
