@@ -30,7 +30,10 @@ sandbox = (
         "acme_directory": _state["acme_directory"],
         "acme_ca_file": _state["acme_ca_file"],
         "proxy": _state["proxy"],
+        "proxy_ca_file": _state["proxy_ca_file"],
         "public_interface": "host0",
+        # The hosts reach only package registries (through the proxy): Node.js comes from npm's.
+        "node_source": "npm-package",
         "gateway_token": "${OPENCLAW_GATEWAY_TOKEN}",
     },
 )

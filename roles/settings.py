@@ -13,6 +13,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 from urllib.parse import urlsplit
 
@@ -46,6 +47,7 @@ _INTERFACE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 _SLACK_WORKSPACE = re.compile(r"^T[A-Z0-9]{6,}$")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{6,}$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class SettingsError(PyinfraError):
@@ -101,6 +103,16 @@ def _proxy_url(value: str) -> str:
         raise ValueError("must be http://host:port or https://host:port")
     if parts.username or parts.password:
         raise ValueError("must not carry credentials (they would be written to world-readable apt and npm config)")
+    return value
+
+
+def _pem_file(value: str) -> str:
+    try:
+        text = Path(value).read_text(encoding="ascii", errors="replace")
+    except OSError as error:
+        raise ValueError(f"must be a readable PEM file on the controller ({error.strerror})") from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ValueError("must be a PEM file holding at least one CERTIFICATE")
     return value
 
 
@@ -215,6 +227,12 @@ class Channels(Strict):
 # --- the host -------------------------------------------------------------------------------------
 
 
+# Base host: sshd's AllowUsers/AllowGroups take plain account names here (no patterns, no user@host).
+_ACCOUNT = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+Account = Annotated[str, AfterValidator(lambda v: _check(_ACCOUNT, v, "must be a plain user or group name (lower-case letters, digits, . _ -; no patterns)"))]
+
+
 class HostSettings(Strict):
     # Identity and TLS
     domain: Domain
@@ -233,10 +251,22 @@ class HostSettings(Strict):
     private_cidrs: list[Cidr] = []
     private_allowed_ports: list[Port] = []
     proxy: Annotated[str, AfterValidator(_proxy_url)] | None = None
+    # A PEM bundle on the controller: the CA of a TLS-inspecting proxy, added to the hosts' trust store.
+    proxy_ca_file: Annotated[str, AfterValidator(_pem_file)] | None = None
+
+    # Firewall
+    # open: any outgoing connection; restricted: only DNS, NTP, DHCP, HTTP(S), the proxy's port and egress_allowed_ports.
+    egress: Literal["open", "restricted"] = "open"
+    egress_allowed_ports: list[Port] = []
 
     # OpenClaw
     openclaw_version: Annotated[str, AfterValidator(lambda v: _check(_VERSION_DATE, v, "must be an OpenClaw release version like 2026.9.6"))] = "2026.9.6"
     node_version: Annotated[str, AfterValidator(lambda v: _check(_NODE_VERSION, v, "must be a full Node.js version like 24.21.0"))] = "24.21.0"
+    # nodejs-dist: the official release tarball, downloaded by the host; npm-package: the same
+    # build from the npm registry, fetched by the controller's npm and uploaded (no npm on the host yet).
+    node_source: Literal["nodejs-dist", "npm-package"] = "nodejs-dist"
+    node_dist_url: Annotated[str, AfterValidator(_https_url)] = "https://nodejs.org/dist"
+    node_sha256: Annotated[str, AfterValidator(lambda v: _check(_SHA256, v, "must be 64 lower-case hex digits"))] | None = None
     gateway_port: Annotated[int, Field(ge=1024, le=65535)] = 18789
     gateway_token: SecretRef = Field(default="${OPENCLAW_GATEWAY_TOKEN}", validate_default=True)
     channels: Channels = Channels()
@@ -244,6 +274,32 @@ class HostSettings(Strict):
     # Logs
     log_retention_days: Annotated[int, Field(ge=1, le=3650)] = 14
     audit_retention_days: Annotated[int, Field(ge=1, le=36500)] = 2555
+
+    # Base host
+    # prohibit-password: root logs in with a key only; no: not at all (needs a non-root ssh_user).
+    sshd_permit_root_login: Literal["prohibit-password", "no"] = "prohibit-password"
+    # When set, only these users (and/or members of these groups) may log in over SSH.
+    sshd_allow_users: list[Account] = []
+    sshd_allow_groups: list[Account] = []
+    # no: no forwarding of any kind; local: `ssh -L` only (e.g. to reach the gateway on loopback).
+    sshd_tcp_forwarding: Literal["no", "local"] = "no"
+    # Keep accepting IPv6 router advertisements (SLAAC), for providers that assign IPv6 that way.
+    ipv6_accept_ra: bool = False
+    # Let unattended security upgrades reboot the host when one needs it, at unattended_reboot_time.
+    unattended_reboot: bool = False
+    unattended_reboot_time: Annotated[str, AfterValidator(lambda v: _check(_CLOCK, v, "must be a time of day HH:MM, like 04:00"))] = "04:00"
+
+    @model_validator(mode="after")
+    def _sshd_keeps_the_deploy_in(self, info: ValidationInfo):
+        # ssh_user is pyinfra's connection key (not a kit setting): validate_hosts passes it in the context.
+        ssh_user = (info.context or {}).get("ssh_user")
+        if self.sshd_allow_users and ssh_user not in self.sshd_allow_users:
+            rule = (f"must include the deploy's ssh_user {ssh_user!r}, or sshd would lock the deploy out" if ssh_user
+                    else "needs ssh_user set in the inventory and listed here, or sshd could lock the deploy out")
+            raise _FieldError("sshd_allow_users", self.sshd_allow_users, rule)
+        if self.sshd_permit_root_login == "no" and ssh_user in (None, "root"):
+            raise _FieldError("sshd_permit_root_login", "no", f"needs a non-root ssh_user (with sudo); the deploy logs in as {ssh_user or 'an unnamed user'} and would lock itself out")
+        return self
 
     @field_validator("acme_directory")
     @classmethod
@@ -271,6 +327,18 @@ class HostSettings(Strict):
             raise _FieldError("sshd_port", self.sshd_port, "clashes with nginx on the same port; every service needs its own port")
         if self.private_interface and not self.private_cidrs:
             raise _FieldError("private_cidrs", [], "a private_interface needs the private_cidrs that live behind it")
+        return self
+
+    @model_validator(mode="after")
+    def _firewall(self):
+        if self.public_interface and self.public_interface == self.private_interface:
+            raise _FieldError("private_interface", self.private_interface, "is also the public_interface; the private network needs its own interface")
+        if self.private_allowed_ports and not self.private_cidrs:
+            raise _FieldError("private_allowed_ports", self.private_allowed_ports, "needs private_cidrs naming who may reach these ports")
+        if self.gateway_port in self.private_allowed_ports:
+            raise _FieldError("private_allowed_ports", self.private_allowed_ports, f"includes gateway_port {self.gateway_port}; the gateway is reachable on loopback only (nginx fronts it)")
+        if self.egress_allowed_ports and self.egress != "restricted":
+            raise _FieldError("egress_allowed_ports", self.egress_allowed_ports, "only applies with egress: restricted (egress is open: every port is allowed already)")
         return self
 
     @property
@@ -404,7 +472,7 @@ def validate_hosts(
         if system is not None and (problem := system_problem(system)):
             problems.append(f"host {name}: operating system = {system.distribution or system.kernel!r}: {problem}")
         try:
-            settings[name] = HostSettings.model_validate(own, context={"env": env})
+            settings[name] = HostSettings.model_validate(own, context={"env": env, "ssh_user": data.get("ssh_user")})
         except ValidationError as error:
             problems.extend(_problems(name, own, error))
     if problems:

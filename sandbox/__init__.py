@@ -761,6 +761,20 @@ def _read_state() -> dict:
     return {}
 
 
+def _proxy_ca_bundle() -> str | None:
+    """The local CAs this machine trusts beyond the distro's (a TLS-inspecting egress proxy's).
+
+    The hosts reach the package registries through tinyproxy and so through whatever this machine
+    goes through; they need the same extra trust, which the kit's proxy_ca_file setting gives them.
+    """
+    local = sorted(Path("/usr/local/share/ca-certificates").glob("**/*.crt"))
+    if not local:
+        return None
+    bundle = _paths()["state"].parent / "proxy-ca.pem"
+    _write(bundle, "".join(path.read_text() for path in local), 0o644)
+    return str(bundle)
+
+
 def _save_state(hosts: list[dict], services: dict[str, int]) -> dict:
     p = _paths()
     state = {
@@ -775,6 +789,7 @@ def _save_state(hosts: list[dict], services: dict[str, int]) -> dict:
         "acme_ca_file": str(p["pebble_ca"]),
         "acme_roots_url": f"https://{GATEWAY}:{PORTS['pebble_mgmt']}/roots/0",
         "challtestsrv_management": f"http://{GATEWAY}:{PORTS['challtestsrv']}",
+        "proxy_ca_file": _proxy_ca_bundle(),
         "hosts": sorted(hosts, key=lambda h: _host_index(h["name"])),
         "services": services,
     }

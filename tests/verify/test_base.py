@@ -1,10 +1,20 @@
-"""Role base: hostname and package downloads through the proxy."""
+"""Role base: hostname, package downloads through the proxy, unattended security upgrades, time
+sync, kernel hardening and the hardened sshd."""
 
 import re
+import shlex
+import subprocess
 
 import pytest
 
-from roles.base import APT_PROXY
+from roles.base import APT_PROXY, APT_TIMERS, OTHER_TIME_DAEMONS, SSHD_CANDIDATE, SSHD_DROPIN, SSHD_PREVIOUS, SYSCTL, SYSCTL_FILE, UNATTENDED_UPGRADES, kernel_settings
+
+
+def as_root(target, command: str) -> str:
+    """Output of a command that needs root (sshd -T reads the host keys), through sudo unless root."""
+    if target.host.check_output("id -u") != "0":
+        command = f"sudo -n sh -c {shlex.quote(command)}"
+    return target.host.check_output(command)
 
 
 def test_hostname_is_set(target):
@@ -22,3 +32,142 @@ def test_apt_uses_the_proxy_from_settings(target):
         assert re.search(r'Acquire::http::Proxy "[^"]+"', target.host.check_output("apt-config dump Acquire::http::Proxy"))
     else:
         assert not proxy_file.exists
+
+
+# --- unattended upgrades and time sync -------------------------------------------------------------
+
+
+def test_unattended_security_upgrades(target):
+    assert target.host.package("unattended-upgrades").is_installed
+    config = target.host.file(UNATTENDED_UPGRADES)
+    assert config.is_file and config.user == "root" and config.mode == 0o644
+    dump = target.host.check_output("apt-config dump")
+    # What unattended-upgrade will use, after every file in apt.conf.d: security origins only.
+    patterns = re.findall(r'^Unattended-Upgrade::Origins-Pattern:: "(.+)";$', dump, re.M)
+    assert patterns and all(re.search(r"security", p, re.I) for p in patterns), patterns
+    assert not re.findall(r'^Unattended-Upgrade::Allowed-Origins:: "(.+)";$', dump, re.M)
+    assert 'APT::Periodic::Update-Package-Lists "1";' in dump
+    assert 'APT::Periodic::Unattended-Upgrade "1";' in dump
+    reboot = "true" if target.settings.unattended_reboot else "false"
+    assert f'Unattended-Upgrade::Automatic-Reboot "{reboot}";' in dump
+    assert f'Unattended-Upgrade::Automatic-Reboot-Time "{target.settings.unattended_reboot_time}";' in dump
+    for timer in APT_TIMERS:
+        assert target.host.service(timer).is_enabled, timer
+        assert target.host.service(timer).is_running, timer
+
+
+def test_time_sync(target):
+    others = [name for name in OTHER_TIME_DAEMONS if target.host.package(name).is_installed]
+    if others:
+        pytest.skip(f"{', '.join(others)} keeps the clock: the kit leaves it alone")
+    assert target.host.package("systemd-timesyncd").is_installed
+    timesyncd = target.host.service("systemd-timesyncd")
+    assert timesyncd.is_enabled
+    container = target.host.run("systemd-detect-virt --container").stdout.strip()
+    if container in ("", "none"):
+        assert timesyncd.is_running
+    # In a container, ConditionVirtualization=!container skips it: enabled is all there can be.
+
+
+# --- kernel ------------------------------------------------------------------------------------------
+
+
+def test_kernel_settings_are_live(target):
+    container = target.host.run("systemd-detect-virt --container").stdout.strip()
+    container = None if container in ("", "none") else container
+    # Every live value in one round trip, read from /proc/sys itself (keys this kernel lacks: absent).
+    paths = " ".join(f"/proc/sys/{key.replace('.', '/')}" for key, _, _ in SYSCTL)
+    output = target.host.check_output(f'for f in {paths}; do [ -e "$f" ] && printf "%s=%s\\n" "$f" "$(cat "$f")"; done; true')
+    live = {path.removeprefix("/proc/sys/").replace("/", "."): value for path, _, value in (line.partition("=") for line in output.splitlines())}
+    apply, skipped = kernel_settings(container=container, arch=target.host.check_output("uname -m"), present=set(live), ipv6_accept_ra=target.settings.ipv6_accept_ra)
+    assert apply
+    sysctl_file = target.host.file(SYSCTL_FILE)
+    assert sysctl_file.is_file and sysctl_file.user == "root" and sysctl_file.mode == 0o644
+    lines = set(sysctl_file.content_string.splitlines())
+    assert [key for key, value, _ in apply if f"{key} = {value}" not in lines] == []
+    wrong = {key: (live[key], value) for key, value, _ in apply if live[key] != str(value)}
+    assert wrong == {}, "live values differ from the kit's (live, wanted)"
+    for key, value, reason in skipped:
+        assert f"# {key} = {value}: {reason}" in lines, key
+
+
+# --- sshd --------------------------------------------------------------------------------------------
+
+MODERN = {
+    "kexalgorithms": "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org",
+    "ciphers": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr",
+    "macs": "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com",
+}
+
+
+def effective_sshd(target) -> dict[str, list[str]]:
+    config: dict[str, list[str]] = {}
+    for line in as_root(target, "sshd -T").splitlines():
+        key, _, value = line.partition(" ")
+        config.setdefault(key, []).append(value)
+    return config
+
+
+def test_sshd_effective_config_is_hardened(target):
+    s = target.settings
+    config = effective_sshd(target)
+    wanted = {
+        "port": [str(s.sshd_port)],
+        # sshd -T spells prohibit-password by its older name.
+        "permitrootlogin": ["without-password" if s.sshd_permit_root_login == "prohibit-password" else "no"],
+        "authenticationmethods": ["publickey"],
+        "pubkeyauthentication": ["yes"],
+        "passwordauthentication": ["no"],
+        "kbdinteractiveauthentication": ["no"],
+        "permitemptypasswords": ["no"],
+        "hostbasedauthentication": ["no"],
+        "kerberosauthentication": ["no"],
+        "kerberosorlocalpasswd": ["no"],
+        "gssapiauthentication": ["no"],
+        "ignorerhosts": ["yes"],
+        "strictmodes": ["yes"],
+        "maxauthtries": ["3"],
+        "logingracetime": ["30"],
+        "clientaliveinterval": ["300"],
+        "clientalivecountmax": ["3"],
+        "allowtcpforwarding": [s.sshd_tcp_forwarding],
+        "allowagentforwarding": ["no"],
+        "allowstreamlocalforwarding": ["no"],
+        "x11forwarding": ["no"],
+        "x11uselocalhost": ["yes"],
+        "permittunnel": ["no"],
+        "gatewayports": ["no"],
+        "permituserenvironment": ["no"],
+        "loglevel": ["VERBOSE"],
+        "syslogfacility": ["AUTH"],
+        "maxsessions": ["10"],
+        "maxstartups": ["10:30:100"],
+        "tcpkeepalive": ["no"],
+        **{key: [value] for key, value in MODERN.items()},
+    }
+    assert {key: config.get(key) for key in wanted} == wanted
+    assert config.get("allowusers", []) == s.sshd_allow_users
+    assert config.get("allowgroups", []) == s.sshd_allow_groups
+
+
+def test_sshd_dropin_is_root_owned_and_read_first(target):
+    dropin = target.host.file(SSHD_DROPIN)
+    assert dropin.is_file and dropin.user == "root" and dropin.group == "root" and dropin.mode == 0o644
+    # The first value sshd reads wins: nothing in sshd_config.d may sort before the kit's drop-in.
+    names = target.host.check_output("ls -1 /etc/ssh/sshd_config.d/ | grep '[.]conf$' | LC_ALL=C sort").split()
+    assert names[0] == SSHD_DROPIN.rsplit("/", 1)[1]
+    # Nothing left over from checking it.
+    assert not target.host.file(SSHD_CANDIDATE).exists and not target.host.file(SSHD_PREVIOUS).exists
+    assert target.host.service("ssh").is_running
+
+
+def test_password_logins_are_refused_from_here(target):
+    """A login with passwords only (no key offered) is refused: sshd offers nothing but publickey."""
+    backend = target.host.backend  # the inventory's own address, port, user and known_hosts
+    spec = backend.host
+    command = ["ssh", "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive",
+               "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", str(spec.port or 22),
+               *shlex.split(backend.ssh_extra_args or ""), f"{spec.user or 'root'}@{spec.name}", "true"]
+    attempt = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert attempt.returncode == 255
+    assert "Permission denied (publickey)." in attempt.stderr, attempt.stderr
