@@ -1,32 +1,78 @@
-"""Role openclaw: the gateway's service user, its directories and its secrets."""
+"""Role openclaw: the gateway as a locked-down system service.
+
+Node.js and OpenClaw are pinned and installed side by side per version under /opt/openclaw, owned
+by root (the service cannot modify its own code). A new config is validated by the OpenClaw
+version that will run it before it replaces the live one, so a rejected config never reaches the
+running gateway. After a restart the deploy waits for /healthz.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shlex
+import subprocess
+from pathlib import Path
 
 from pyinfra import host
-from pyinfra.api import deploy
-from pyinfra.operations import files, server
+from pyinfra.api import FactBase, deploy
+from pyinfra.facts.files import File, Link, Sha256File
+from pyinfra.facts.server import Arch
+from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
 
+from roles.base import install_missing
 from roles.secrets import secret_file
-from roles.settings import HostSettings
+from roles.settings import HostSettings, SettingsError
+from roles.templates import render, template
 
 USER = "openclaw"
+SERVICE = "openclaw-gateway"
 STATE_DIR = "/var/lib/openclaw"
+LOG_DIR = "/var/log/openclaw"
+LOG_FILE = f"{LOG_DIR}/gateway.log"
 CONFIG_DIR = "/etc/openclaw"
 ENV_FILE = f"{CONFIG_DIR}/gateway.env"
+DESIRED_CONFIG = f"{CONFIG_DIR}/openclaw.json"  # rendered from settings, validated before promotion
+LIVE_CONFIG = f"{STATE_DIR}/openclaw.json"  # what the gateway reads; 0600, as OpenClaw expects
+PREFIX = "/opt/openclaw"
+CURRENT = f"{PREFIX}/current"
+CLI = "/usr/local/sbin/openclaw-kit-cli"
+MERGE = "/usr/local/lib/openclaw-kit/merge-config.py"
+UNIT = f"/etc/systemd/system/{SERVICE}.service"
+HEALTH_TIMEOUT = 90
+
+# Pinned checksums of the Node.js builds the kit knows (a node_sha256 setting covers others).
+# nodejs-dist: the official release tarballs (SHASUMS256.txt of each release); npm-package: the
+# same builds as published to the npm registry (`npm pack node-linux-<arch>@<version>`).
+NODE_SHA256 = {
+    ("nodejs-dist", "24.21.0", "x64"): "fd8e59d5a511510f6a298afb548f18c7d2b1be404d8b4a27d94fbe49f56cb2d6",
+    ("nodejs-dist", "24.21.0", "arm64"): "6ad1325edbdb5649c379b75a237147a666c95d4f9ae8d340fef2d1575d289ad2",
+    ("npm-package", "24.21.0", "x64"): "61ecf27ad70afee991b671c28561eb497028294a67d132f9bbaac9ad73f81d3b",
+}
+# The npm-package builds carry node only; npm itself comes the same way, pinned.
+NPM_VERSION = "11.21.2"
+NPM_SHA256 = "8ad8563b81e71b90ef405b140bccf3ba9b5e7884ab210bd49ee4e2f4bc6f61f5"
+ARCHES = {"x86_64": "x64", "aarch64": "arm64", "arm64": "arm64"}
+CACHE = Path.home() / ".cache" / "openclaw-kit"
 
 
 @deploy("OpenClaw gateway")
 def openclaw(settings: HostSettings):
-    server.user(
-        name=f"System user {USER}",
-        user=USER,
-        system=True,
-        home=STATE_DIR,
-        shell="/usr/sbin/nologin",
-        create_home=False,
-    )
+    refuse_plugin_channels(host.name, settings)
+    arch = ARCHES.get(host.get_fact(Arch))
+    node_dir = f"{PREFIX}/node-v{settings.node_version}"
+    release = f"{PREFIX}/releases/openclaw-{settings.openclaw_version}-node-v{settings.node_version}"
+    paths = dict(service_user=USER, state_dir=STATE_DIR, log_dir=LOG_DIR, env_file=ENV_FILE, live_config=LIVE_CONFIG, current=CURRENT)
+
+    # The service user and its private places.
+    server.user(name=f"System user {USER}", user=USER, system=True, home=STATE_DIR, shell="/usr/sbin/nologin", create_home=False)
     files.directory(name=f"State directory {STATE_DIR}", path=STATE_DIR, user=USER, group=USER, mode="700")
+    files.directory(name=f"Log directory {LOG_DIR}", path=LOG_DIR, user=USER, group=USER, mode="750")
     # Readable by the service's group only: the config references secrets, it does not hold them.
     files.directory(name=f"Config directory {CONFIG_DIR}", path=CONFIG_DIR, user="root", group=USER, mode="750")
-    secret_file(
+    secrets_op = secret_file(
         name=f"Secrets file {ENV_FILE}",
         path=ENV_FILE,
         values=settings.secrets(),
@@ -34,3 +80,193 @@ def openclaw(settings: HostSettings):
         group=USER,
         private_dir=f"/tmp/openclaw-kit-{host.data.get('ssh_user') or 'root'}",
     )
+
+    # Node.js and OpenClaw, pinned, in versioned directories.
+    install_missing(["python3"])  # for the config merge tool
+    install_node(settings, arch, node_dir)
+    npm = f"{node_dir}/bin/npm" if settings.node_source == "nodejs-dist" else f"{node_dir}/bin/node {PREFIX}/npm-{NPM_VERSION}/bin/npm-cli.js"
+    if not host.get_fact(File, path=f"{release}/.installed"):
+        proxy = f"npm_config_proxy={settings.proxy} npm_config_https_proxy={settings.proxy} " if settings.proxy else ""
+        # Node trusts its own CA list; the system store also holds a TLS-inspecting proxy's CA.
+        proxy += "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt "
+        server.shell(
+            name=f"Install OpenClaw {settings.openclaw_version}",
+            commands=[
+                f"rm -rf {release}.partial && mkdir -p {release}.partial/bin",
+                f"ln -s {node_dir}/bin/node {release}.partial/bin/node",
+                f"cd /tmp && {proxy}PATH={node_dir}/bin:/usr/bin:/bin {npm} install --global --prefix {release}.partial "
+                f"--no-fund --no-audit --no-update-notifier --cache /var/cache/openclaw-kit/npm openclaw@{settings.openclaw_version}",
+                f"touch {release}.partial/.installed && mv -T {release}.partial {release}",
+            ],
+        )
+    template(name=f"CLI wrapper {CLI}", role="openclaw", src="openclaw-kit-cli.j2", dest=CLI, mode="750", **paths)
+
+    # The config: rendered, validated by the release that will run it, then promoted.
+    template(name=f"Config merge tool {MERGE}", role="openclaw", src="merge-config.py.j2", dest=MERGE, mode="755")
+    config = render("openclaw", "openclaw.json5.j2", settings=settings, channels=channel_config(settings), log_file=LOG_FILE,
+                    live_config=LIVE_CONFIG)
+    files.put(
+        name=f"Config {DESIRED_CONFIG}", src=io.StringIO(config), dest=DESIRED_CONFIG, user="root", group=USER, mode="640",
+    )
+    switching = (host.get_fact(Link, path=CURRENT) or {}).get("link_target") != release
+    desired = json.loads("".join(line for line in config.splitlines(keepends=True) if not line.lstrip().startswith("//")))
+    promote_op = None
+    if switching or host.get_fact(OwnedConfigDigest, path=LIVE_CONFIG, sections=sorted(desired)) != digest(desired):
+        candidate = f"{LIVE_CONFIG}.kit-candidate"
+        promote_op = server.shell(
+            name="Validate the config with the OpenClaw that will run it, then make it live",
+            commands=[
+                f"{MERGE} {DESIRED_CONFIG} {LIVE_CONFIG} {candidate} && chown {USER}:{USER} {candidate}",
+                f"OPENCLAW_CONFIG_PATH={candidate} {CLI} --release {release} config validate --json || {{ rm -f {candidate}; exit 1; }}",
+                f"mv -f {candidate} {LIVE_CONFIG}",
+            ],
+        )
+    switch_op = None
+    if switching:
+        switch_op = server.shell(
+            name=f"Switch {CURRENT} to OpenClaw {settings.openclaw_version}",
+            commands=[f"ln -sfn {release} {CURRENT}.new && mv -T {CURRENT}.new {CURRENT}"],
+        )
+
+    # The service.
+    unit_op = template(name=f"Unit {UNIT}", role="openclaw", src="openclaw-gateway.service.j2", dest=UNIT,
+                       openclaw_version=settings.openclaw_version, port=settings.gateway_port, **paths)
+    systemd.daemon_reload(name="Reload systemd for the new unit", _if=unit_op.did_change)
+    # Restart first, then ensure running: a fresh host starts once (a start killed a moment later
+    # can leave OpenClaw's state migration half done), and a stopped gateway is started by the second.
+    restart_op = systemd.service(
+        name=f"Restart {SERVICE} for its new code, config or secrets", service=f"{SERVICE}.service", restarted=True,
+        _if=any_changed(*[op for op in (secrets_op, promote_op, switch_op, unit_op) if op is not None]),
+    )
+    running_op = systemd.service(name=f"{SERVICE} enabled and running", service=f"{SERVICE}.service", running=True, enabled=True)
+    server.shell(
+        name=f"Wait for {SERVICE} to answer /healthz",
+        commands=[health_wait(settings.gateway_port)],
+        _if=any_changed(running_op, restart_op),
+    )
+    if switching:
+        server.shell(
+            name="Remove releases other than the running one",
+            commands=[
+                f"find {PREFIX}/releases -mindepth 1 -maxdepth 1 ! -path {release} -exec rm -rf {{}} +",
+                f"find {PREFIX} -mindepth 1 -maxdepth 1 -name 'node-v*' ! -path {node_dir} -exec rm -rf {{}} +",
+            ],
+        )
+
+
+def install_node(settings: HostSettings, arch: str | None, node_dir: str) -> None:
+    """Node.js from the configured source, checked against a pinned sha256, in its own directory."""
+    if host.get_fact(File, path=f"{node_dir}/bin/node"):
+        return
+    if arch is None:
+        raise SettingsError([f"host {host.name}: architecture = {host.get_fact(Arch)!r}: the kit installs Node.js for x86_64 and aarch64 only"])
+    sha256 = settings.node_sha256 or NODE_SHA256.get((settings.node_source, settings.node_version, arch))
+    if not sha256:
+        raise SettingsError([f"host {host.name}: node_sha256 = None: no pinned checksum is known for Node.js {settings.node_version} "
+                             f"({settings.node_source}, {arch}); set node_sha256 from the release's SHASUMS256.txt"])
+    downloads = f"{PREFIX}/downloads"
+    files.directory(name=f"Downloads {downloads}", path=downloads, mode="755")
+    if settings.node_source == "nodejs-dist":
+        install_missing(["curl", "xz-utils"])
+        archive = f"{downloads}/node-v{settings.node_version}-linux-{arch}.tar.xz"
+        files.download(
+            name=f"Download Node.js {settings.node_version}",
+            src=f"{settings.node_dist_url}/v{settings.node_version}/node-v{settings.node_version}-linux-{arch}.tar.xz",
+            dest=archive, sha256sum=sha256, proxy=settings.proxy,
+        )
+    else:
+        archive = f"{downloads}/node-linux-{arch}-{settings.node_version}.tgz"
+        files.put(name=f"Upload Node.js {settings.node_version}", src=str(npm_pack(f"node-linux-{arch}@{settings.node_version}", sha256)), dest=archive)
+        npm_archive = f"{downloads}/npm-{NPM_VERSION}.tgz"
+        files.put(name=f"Upload npm {NPM_VERSION}", src=str(npm_pack(f"npm@{NPM_VERSION}", NPM_SHA256)), dest=npm_archive)
+        server.shell(
+            name=f"Unpack npm {NPM_VERSION}",
+            commands=[f"rm -rf {PREFIX}/npm-{NPM_VERSION} && mkdir -p {PREFIX}/npm-{NPM_VERSION} && "
+                      f"tar -xzf {npm_archive} -C {PREFIX}/npm-{NPM_VERSION} --strip-components=1 --no-same-owner"],
+        )
+    server.shell(
+        name=f"Unpack Node.js {settings.node_version}",
+        commands=[f"echo '{sha256}  {archive}' | sha256sum --check --quiet && rm -rf {node_dir}.partial && mkdir -p {node_dir}.partial && "
+                  f"tar -xf {archive} -C {node_dir}.partial --strip-components=1 --no-same-owner && mv -T {node_dir}.partial {node_dir}"],
+    )
+
+
+_packed: dict[str, Path] = {}
+
+
+def npm_pack(spec: str, sha256: str) -> Path:
+    """A package tarball fetched once on the controller with `npm pack`, refused unless its sha256 matches."""
+    if spec in _packed:
+        return _packed[spec]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    name, _, version = spec.rpartition("@")
+    tarball = CACHE / f"{name.replace('/', '-').lstrip('@')}-{version}.tgz"
+    if not tarball.is_file() or _sha256(tarball) != sha256:
+        run = subprocess.run(["npm", "pack", "--silent", "--pack-destination", str(CACHE), spec], capture_output=True, text=True)
+        if run.returncode != 0:
+            raise SettingsError([f"controller: npm pack {spec} failed: {run.stderr.strip()[-500:]}"])
+    if _sha256(tarball) != sha256:
+        actual = _sha256(tarball)
+        tarball.unlink()
+        raise SettingsError([f"controller: {spec} has sha256 {actual}, not the pinned {sha256}: refusing it"])
+    _packed[spec] = tarball
+    return tarball
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def channel_config(settings: HostSettings) -> dict:
+    """settings.channels in OpenClaw's own keys."""
+    out = {}
+    telegram = settings.channels.telegram
+    if telegram is not None:
+        out["telegram"] = {
+            "enabled": telegram.enabled,
+            "botToken": f"${{{telegram.bot_token.name}}}",
+            "dmPolicy": telegram.dm_policy,
+            # An open policy is only valid with the wildcard; the settings opt-in was checked.
+            "allowFrom": ["*"] if telegram.dm_policy == "open" else telegram.allow_from,
+            "groupPolicy": telegram.group_policy,
+            "groupAllowFrom": telegram.group_allow_from,
+        }
+    return out
+
+
+def refuse_plugin_channels(host_name: str, settings: HostSettings) -> None:
+    # Slack and WhatsApp are OpenClaw plugins now; a config naming them without the plugin
+    # installed fails OpenClaw's audit. Refuse before any change rather than deploy that.
+    unsupported = [name for name in ("slack", "whatsapp") if getattr(settings.channels, name) is not None]
+    if unsupported:
+        raise SettingsError([
+            f"host {host_name}: channels.{name} = {{...}}: the {name} channel needs the @openclaw/{name} plugin, "
+            "which this version of the kit does not install yet" for name in unsupported
+        ])
+
+
+def health_wait(port: int) -> str:
+    """A bounded wait for GET /healthz on loopback; on failure, the gateway's last log lines."""
+    probe = (f"{CURRENT}/bin/node -e \"fetch('http://127.0.0.1:{port}/healthz')"
+             ".then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))\"")
+    return (f"for i in $(seq {HEALTH_TIMEOUT}); do {probe} && exit 0; sleep 1; done; "
+            f"echo '{SERVICE} did not answer /healthz within {HEALTH_TIMEOUT}s' >&2; "
+            f"journalctl -u {SERVICE} -n 30 --no-pager >&2; exit 1")
+
+
+class OwnedConfigDigest(FactBase):
+    """sha256 of the sections of the live config that the kit owns (no values leave the host)."""
+
+    def command(self, path: str, sections: list[str]) -> str:
+        program = ("import hashlib, json, sys\n"
+                   "try:\n    live = json.load(open(sys.argv[1]))\nexcept (OSError, ValueError):\n    print('unreadable'); sys.exit()\n"
+                   "owned = {key: live.get(key) for key in sys.argv[2:]}\n"
+                   "print(hashlib.sha256(json.dumps(owned, sort_keys=True, separators=(',', ':')).encode()).hexdigest())")
+        return f"python3 -c {shlex.quote(program)} {path} {' '.join(sections)}"
+
+    def process(self, output):
+        return output[0] if output else None
+
+
+def digest(sections: dict) -> str:
+    return hashlib.sha256(json.dumps(sections, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra.operations import files
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -10,3 +11,9 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 def template(*, name: str, role: str, src: str, dest: str, mode: str = "644", user: str = "root", group: str = "root", **data):
     # An explicit name keeps the template's data out of pyinfra's output (upstream issue #1896).
     return files.template(name=name, src=str(TEMPLATES / role / src), dest=dest, mode=mode, user=user, group=group, **data)
+
+
+def render(role: str, src: str, **data) -> str:
+    """A template rendered on the controller, for content the kit must compare or validate itself."""
+    environment = Environment(loader=FileSystemLoader(TEMPLATES / role), undefined=StrictUndefined, keep_trailing_newline=True)
+    return environment.get_template(src).render(**data)

@@ -64,6 +64,7 @@ hosts = [("@fake/gw1", {
     "fake_delay": 0, "fake_delay_jitter": 0,
     "fake_responses": {
         "uname -s": "Linux",
+        "uname -m": "x86_64",
         "command -v useradd": "/usr/sbin/useradd",
         "-release": ["/etc/os-release", 'NAME="Debian GNU/Linux"', "ID=debian", 'VERSION_ID="12"', "---"],
     },

@@ -1,9 +1,15 @@
-"""Role openclaw: service user, private directories, secrets only in a 0600 file."""
+"""Role openclaw: the gateway runs as a locked-down system service, with secrets only in a 0600 file."""
 
 import hashlib
+import json
+import re
 
-from roles.openclaw import CONFIG_DIR, ENV_FILE, STATE_DIR, USER
+import pytest
+
+from roles.openclaw import CLI, CONFIG_DIR, CURRENT, ENV_FILE, LIVE_CONFIG, LOG_DIR, SERVICE, STATE_DIR, USER
 from roles.secrets import env_file_content
+
+MAX_EXPOSURE = 3.0
 
 
 def test_service_user_cannot_log_in(target):
@@ -14,19 +20,17 @@ def test_service_user_cannot_log_in(target):
     assert "sudo" not in user.groups
 
 
-def test_state_directory_is_private(target):
-    state = target.host.file(STATE_DIR)
-    assert state.is_directory and state.user == USER and state.mode == 0o700
-
-
-def test_config_directory_is_closed_to_others(target):
-    config = target.host.file(CONFIG_DIR)
-    assert config.is_directory and config.user == "root" and config.group == USER and config.mode == 0o750
-
-
-def test_secrets_file_is_0600_and_owned_by_the_service(target):
-    env = target.host.file(ENV_FILE)
-    assert env.is_file and env.user == USER and env.group == USER and env.mode == 0o600
+@pytest.mark.parametrize(("path", "owner", "group", "mode"), [
+    (STATE_DIR, USER, USER, 0o700),
+    (LOG_DIR, USER, USER, 0o750),
+    (CONFIG_DIR, "root", USER, 0o750),
+    (LIVE_CONFIG, USER, USER, 0o600),
+    (ENV_FILE, USER, USER, 0o600),
+])
+def test_private_files_and_directories(target, path, owner, group, mode):
+    found = target.host.file(path)
+    assert found.exists, path
+    assert (found.user, found.group, found.mode) == (owner, group, mode), path
 
 
 def test_secrets_file_holds_the_current_secrets(target):
@@ -34,3 +38,53 @@ def test_secrets_file_holds_the_current_secrets(target):
     expected = hashlib.sha256(env_file_content(target.settings.secrets())).hexdigest()
     actual = target.host.check_output(f"sha256sum {ENV_FILE}").split()[0]
     assert actual == expected, "the secrets file differs from the settings (hashes compared, values not shown)"
+
+
+def test_pinned_versions_are_installed(target):
+    assert target.settings.openclaw_version in target.host.check_output(f"PATH={CURRENT}/bin:$PATH openclaw --version")
+    assert target.host.check_output(f"{CURRENT}/bin/node --version") == f"v{target.settings.node_version}"
+    code = target.host.file(f"{CURRENT}/lib/node_modules/openclaw")
+    assert code.user == "root" and not code.mode & 0o022, "the service must not be able to change its own code"
+
+
+def test_gateway_runs_under_systemd_as_the_service_user(target):
+    service = target.host.service(SERVICE)
+    assert service.is_running and service.is_enabled
+    pid = target.host.check_output(f"systemctl show -p MainPID --value {SERVICE}")
+    assert target.host.check_output(f"ps -o user= -p {pid}") == USER
+
+
+def test_gateway_answers_healthz_on_loopback_only(target):
+    port = target.settings.gateway_port
+    health = target.host.check_output(f"python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=5).read().decode())\"")
+    assert json.loads(health)["ok"] is True
+    listeners = target.host.check_output(f"ss -Hltn 'sport = :{port}'")
+    addresses = {line.split()[3].rsplit(":", 1)[0] for line in listeners.splitlines()}
+    assert addresses and addresses <= {"127.0.0.1", "[::1]"}, listeners
+
+
+def test_unit_is_sandboxed(target):
+    report = target.host.check_output(f"systemd-analyze security {SERVICE}.service")
+    exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", report).group(1))
+    assert exposure <= MAX_EXPOSURE, report.splitlines()[-1]
+    unit = target.host.check_output(f"systemctl cat {SERVICE}.service")
+    for directive in ("User=openclaw", "NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=\n",
+                      "RestartPreventExitStatus=78", "OPENCLAW_SERVICE_REPAIR_POLICY=external"):
+        assert directive in unit + "\n"
+
+
+def test_config_validates_and_carries_the_settings(target):
+    assert json.loads(target.host.check_output(f"{CLI} config validate --json 2>/dev/null"))["valid"] is True
+    live = json.loads(target.host.check_output(f"cat {LIVE_CONFIG}"))
+    gateway = live["gateway"]
+    assert gateway["bind"] == "loopback" and gateway["port"] == target.settings.gateway_port
+    assert gateway["auth"] == {"mode": "token", "token": "${%s}" % target.settings.gateway_token.name}
+    assert gateway["trustedProxies"] == ["127.0.0.1"]
+    assert gateway["controlUi"]["allowedOrigins"] == [target.settings.origin]
+    assert live["discovery"]["mdns"]["mode"] == "off"
+
+
+def test_openclaw_security_audit_is_clean(target):
+    audit = json.loads(target.host.check_output(f"{CLI} security audit --json 2>/dev/null"))
+    problems = [(f["severity"], f["checkId"]) for f in audit["findings"] if f["severity"] in ("critical", "warn")]
+    assert audit["summary"]["critical"] == 0 and audit["summary"]["warn"] == 0, problems
