@@ -134,8 +134,11 @@ def openclaw(settings: HostSettings):
     systemd.daemon_reload(name="Reload systemd for the new unit", _if=unit_op.did_change)
     # Restart first, then ensure running: a fresh host starts once (a start killed a moment later
     # can leave OpenClaw's state migration half done), and a stopped gateway is started by the second.
-    restart_op = systemd.service(
-        name=f"Restart {SERVICE} for its new code, config or secrets", service=f"{SERVICE}.service", restarted=True,
+    # reset-failed first: restarts the deploy asks for must not count toward systemd's crash-loop
+    # start limit (several deploys in a few minutes would otherwise be refused a restart).
+    restart_op = server.shell(
+        name=f"Restart {SERVICE} for its new code, config or secrets",
+        commands=[f"systemctl reset-failed {SERVICE}.service 2>/dev/null || true", f"systemctl restart {SERVICE}.service"],
         _if=any_changed(*[op for op in (secrets_op, promote_op, switch_op, unit_op) if op is not None]),
     )
     running_op = systemd.service(name=f"{SERVICE} enabled and running", service=f"{SERVICE}.service", running=True, enabled=True)

@@ -2,6 +2,8 @@
 
 import pytest
 
+from roles.base import APT_PROXY
+from roles.openclaw import ENV_FILE
 from tests.integration.conftest import changed_hosts, deploy_json, run_verify, ssh
 
 pytestmark = pytest.mark.sandbox
@@ -9,10 +11,14 @@ pytestmark = pytest.mark.sandbox
 
 @pytest.fixture(scope="module")
 def first_run(sandbox_state, kit_env):
+    # Other modules may have deployed already: take away something on both hosts so this run must
+    # really touch both.
+    for host in sandbox_state["hosts"]:
+        ssh(sandbox_state, host["address"], f"rm -f {ENV_FILE} {APT_PROXY}")
     return deploy_json(kit_env)
 
 
-def test_first_run_changes_both_hosts(first_run, sandbox_state):
+def test_a_run_changes_both_hosts(first_run, sandbox_state):
     addresses = sorted(host["address"] for host in sandbox_state["hosts"])
     changed = changed_hosts(first_run)
     assert first_run["results"]["failed_hosts"] == []

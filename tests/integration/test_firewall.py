@@ -51,6 +51,10 @@ sandbox = (_sandbox[0], {{**_sandbox[1], **{overrides!r}}})
 
 @pytest.fixture(scope="module")
 def deployed(sandbox_state, kit_env):
+    # Other modules may have deployed already: without the kit's table, this run must load and
+    # confirm a ruleset on both hosts.
+    for host in sandbox_state["hosts"]:
+        ssh(sandbox_state, host["address"], f"nft delete table inet {TABLE} 2>/dev/null || true")
     return deploy_json(kit_env)
 
 
