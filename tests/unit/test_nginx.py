@@ -30,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from roles import nginx as role
 from roles.nginx import REJECTED, WEBHOOK_PREFIXES, activation_commands, bootstrap_certificate, config_files
 from roles.settings import HostSettings, validate_hosts
+from tests.unit.fake_host import fake_inventory
 
 ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64}
 BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
@@ -468,17 +469,7 @@ def test_live_access_log_is_json_without_query_strings_and_webhooks_are_limited(
 # --- the role as pyinfra plans and runs it ---------------------------------------------------------------
 
 REPO = Path(__file__).resolve().parents[2]
-FAKE_INVENTORY = """
-hosts = [("@fake/gw1", {
-    "fake_delay": 0, "fake_delay_jitter": 0,
-    "fake_responses": {
-        "uname -s": "Linux",
-        "uname -m": "x86_64",
-        "-release": ["/etc/os-release", 'NAME="Debian GNU/Linux"', "ID=debian", 'VERSION_ID="12"', "---"],
-    },
-    "domain": "gw1.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["10.0.0.0/8"],
-})]
-"""
+FAKE_INVENTORY = fake_inventory()
 NGINX_ONLY = """
 from pyinfra import host, inventory
 

@@ -10,6 +10,7 @@ import pytest
 
 from roles import secrets
 from roles.secrets import Secret, env_file_content, generate_token, read_dotenv, reference_name
+from tests.unit.fake_host import fake_inventory
 
 REPO = Path(__file__).resolve().parents[2]
 SENTINEL_TOKEN = "SENTINELgw" + "0" * 40
@@ -59,19 +60,7 @@ def test_generated_token_is_32_random_bytes_hex():
     assert len(token) == 64 and int(token, 16) >= 0 and token != generate_token()
 
 
-FAKE_INVENTORY = """
-hosts = [("@fake/gw1", {
-    "fake_delay": 0, "fake_delay_jitter": 0,
-    "fake_responses": {
-        "uname -s": "Linux",
-        "uname -m": "x86_64",
-        "command -v useradd": "/usr/sbin/useradd",
-        "-release": ["/etc/os-release", 'NAME="Debian GNU/Linux"', "ID=debian", 'VERSION_ID="12"', "---"],
-    },
-    "domain": "gw1.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["10.0.0.0/8"],
-    "channels": {"telegram": {"bot_token": "${TELEGRAM_BOT_TOKEN}", "allow_from": [1]}},
-})]
-"""
+FAKE_INVENTORY = fake_inventory(channels={"telegram": {"bot_token": "${TELEGRAM_BOT_TOKEN}", "allow_from": [1]}})
 
 
 @pytest.mark.parametrize("flags", [["-v"], ["-vvv"], ["--debug"], ["--diff"], ["--diff", "-vvv", "--debug"], ["--debug-operations"], ["--json"], ["--dry", "--json"]])
