@@ -115,19 +115,19 @@ def env_file_content(values: Mapping[str, Secret | str]) -> bytes:
 
 
 @operation(is_idempotent=True)
-def secret_file(path: str, values: Mapping[str, Secret], user: str, group: str, private_dir: str):
+def private_file(path: str, content: Secret, user: str, group: str, private_dir: str):
     """
-    Write `values` as an environment file at `path`, mode 0600, never showing them.
+    A file only `user` can read (mode 0600) whose content is never shown.
 
     pyinfra's files.put/template would print the content with --diff; this compares hashes only.
     The file is created empty with 0600 first, and the upload overwrites it in place (SFTP and
-    `cp` keep an existing file's mode), so the value never sits in a readable file. A staging
-    copy, needed when pyinfra uploads through sudo, lives in `private_dir` (0700).
+    `cp` keep an existing file's mode), so the content never sits in a readable file. A staging
+    copy, needed when pyinfra uploads through sudo, lives in `private_dir` (0700). The content
+    travels as a Secret, masked wherever pyinfra might print an argument.
     """
-    # Arguments stay Secrets (masked if pyinfra ever prints them); bytes exist only in here.
-    content = env_file_content(values)
+    data = content.reveal().encode()
     current = host.get_fact(File, path=path)
-    same_content = bool(current) and host.get_fact(Sha256File, path=path) == hashlib.sha256(content).hexdigest()
+    same_content = bool(current) and host.get_fact(Sha256File, path=path) == hashlib.sha256(data).hexdigest()
 
     if not current or current.get("mode") != 600 or current.get("user") != user or current.get("group") != group:
         yield StringCommand("install", "-m", "600", "-o", user, "-g", group, "/dev/null", path) if not current else (
@@ -136,11 +136,15 @@ def secret_file(path: str, values: Mapping[str, Secret], user: str, group: str, 
     if not same_content:
         # As the SSH user, not through sudo: it is where that user's SFTP upload lands.
         yield StringCommand("install", "-d", "-m", "700", private_dir, _sudo=False)
-        yield FileUploadCommand(
-            io.BytesIO(content),
-            path,
-            remote_temp_filename=f"{private_dir}/upload",
-        )
+        yield FileUploadCommand(io.BytesIO(data), path, remote_temp_filename=f"{private_dir}/upload")
+
+
+@operation(is_idempotent=True)
+def secret_file(path: str, values: Mapping[str, Secret], user: str, group: str, private_dir: str):
+    """`values` as a systemd environment file at `path`, mode 0600, never shown (see private_file)."""
+    # Arguments stay Secrets (masked if pyinfra ever prints them); bytes exist only in here.
+    content = Secret(", ".join(values), env_file_content(values).decode())
+    yield from private_file._inner(path=path, content=content, user=user, group=group, private_dir=private_dir)
 
 
 if __name__ == "__main__":
