@@ -21,13 +21,13 @@ import io
 import shlex
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, StringCommand, deploy, operation
-from pyinfra.facts.files import File, Sha256File
+from pyinfra.api import deploy
+from pyinfra.facts.files import File, Link, Sha256File
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from roles.base import install_missing
-from roles.secrets import Secret
+from roles.secrets import Secret, private_file
 from roles.settings import HostSettings
 from roles.templates import render
 
@@ -43,11 +43,17 @@ ACCESS_LOG_NAME = "openclaw-kit-access.log"  # in LOG_DIR; *.log: Debian's logro
 ACME_WEBROOT = "/var/www/acme"
 HTTP_LISTEN = ("80", "[::]:80")
 HTTPS_LISTEN = ("443", "[::]:443")
-# Until the tls role points nginx at an issued certificate. 30 days: long enough for the first
-# issuance to be retried, short enough that a forgotten one does not pass for a real one.
+# nginx serves whatever `current` points at: the certificate certbot issued (its live directory,
+# which renewals update in place) or, until there is one, a self-signed bootstrap pair. Flipping
+# one link (role tls, after issuance) never changes nginx's configuration.
 TLS_DIR = "/etc/ssl/openclaw-kit"
-BOOTSTRAP_CERTIFICATE = f"{TLS_DIR}/bootstrap-fullchain.pem"
-BOOTSTRAP_KEY = f"{TLS_DIR}/bootstrap-privkey.pem"
+BOOTSTRAP_DIR = f"{TLS_DIR}/bootstrap"
+CURRENT = f"{TLS_DIR}/current"
+CERTIFICATE = f"{CURRENT}/fullchain.pem"
+CERTIFICATE_KEY = f"{CURRENT}/privkey.pem"
+LETSENCRYPT_LIVE = "/etc/letsencrypt/live"  # certbot's: live/<cert-name>/{fullchain,privkey}.pem
+# 30 days: long enough for the first issuance to be retried, short enough that a forgotten one
+# does not pass for a real one.
 BOOTSTRAP_DAYS = 30
 # The gateway's webhook routes at their defaults in OpenClaw's docs (2026.9.6): hooks.path
 # (/hooks), Slack in HTTP mode (/slack/events), Google Chat (/googlechat), LINE (/line/webhook),
@@ -63,22 +69,32 @@ REJECTED = "nginx rejected the new configuration (its message is above); the run
 
 
 @deploy("nginx")
-def nginx(settings: HostSettings, certificate: str = BOOTSTRAP_CERTIFICATE, certificate_key: str = BOOTSTRAP_KEY):
+def nginx(settings: HostSettings):
     install_missing(["nginx"])
     files.directory(name=f"ACME webroot {ACME_WEBROOT}", path=ACME_WEBROOT, user="root", group="root", mode="755")
     # Debian's default site would claim default_server on port 80 too.
     default_op = files.link(name=f"No distro default site {DEFAULT_SITE}", path=DEFAULT_SITE, present=False)
 
-    # The bootstrap certificate only where the kit's own bootstrap path is in use and empty: a
-    # self-signed file in certbot's live directory would break certbot.
-    cert_op = None
-    if certificate == BOOTSTRAP_CERTIFICATE and not (host.get_fact(File, path=certificate) and host.get_fact(File, path=certificate_key)):
+    # The bootstrap pair always exists: nginx can start (and serve ACME challenges) before the
+    # first issuance, and falls back to it should the issued certificate ever be removed.
+    bootstrap_ops = []
+    if not (host.get_fact(File, path=f"{BOOTSTRAP_DIR}/fullchain.pem") and host.get_fact(File, path=f"{BOOTSTRAP_DIR}/privkey.pem")):
         cert_pem, key_pem = bootstrap_certificate(settings)
-        cert_op = upload_key_pair(
-            name=f"Self-signed bootstrap certificate {certificate}",
-            certificate=certificate, key=certificate_key, certificate_pem=cert_pem, key_pem=Secret("bootstrap key", key_pem.decode()),
-            private_dir=f"/tmp/openclaw-kit-{host.data.get('ssh_user') or 'root'}",
-        )
+        files.directory(name=f"Directory {BOOTSTRAP_DIR}", path=BOOTSTRAP_DIR, user="root", group="root", mode="755")
+        bootstrap_ops = [
+            private_file(name=f"Self-signed bootstrap key {BOOTSTRAP_DIR}/privkey.pem", path=f"{BOOTSTRAP_DIR}/privkey.pem",
+                         content=Secret("bootstrap key", key_pem.decode()), user="root", group="root",
+                         private_dir=f"/tmp/openclaw-kit-{host.data.get('ssh_user') or 'root'}"),
+            files.put(name=f"Self-signed bootstrap certificate {BOOTSTRAP_DIR}/fullchain.pem", src=io.BytesIO(cert_pem),
+                      dest=f"{BOOTSTRAP_DIR}/fullchain.pem", user="root", group="root", mode="644"),
+        ]
+    issued = f"{LETSENCRYPT_LIVE}/{settings.domain}"
+    link_op = files.link(
+        name=f"nginx's certificate {CURRENT}", path=CURRENT,
+        # certbot's live files are links into its archive.
+        target=issued if host.get_fact(Link, path=f"{issued}/fullchain.pem") else BOOTSTRAP_DIR,
+    )
+    certificate, certificate_key = CERTIFICATE, CERTIFICATE_KEY
 
     # The candidate: rendered here, checked by nginx on the host, then promoted as a whole.
     desired = config_files(settings, certificate, certificate_key)
@@ -100,7 +116,7 @@ def nginx(settings: HostSettings, certificate: str = BOOTSTRAP_CERTIFICATE, cert
     server.shell(
         name="Reload nginx for its new configuration",
         commands=[f"nginx -t -q || {{ echo {shlex.quote(REJECTED)} >&2; exit 1; }}", "systemctl reload-or-restart nginx.service"],
-        _if=any_changed(*[op for op in (default_op, cert_op, activate_op) if op is not None]),
+        _if=any_changed(*[op for op in (default_op, *bootstrap_ops, link_op, activate_op) if op is not None]),
     )
     systemd.service(name="nginx enabled and running", service="nginx.service", running=True, enabled=True)
 
@@ -173,24 +189,6 @@ def bootstrap_certificate(settings: HostSettings, days: int = BOOTSTRAP_DAYS) ->
         certificate.public_bytes(serialization.Encoding.PEM),
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
-
-
-@operation()
-def upload_key_pair(certificate: str, key: str, certificate_pem: bytes, key_pem: Secret, private_dir: str):
-    """
-    A certificate (0644) and its private key (0600, root), uploaded without showing the key.
-
-    files.put would print a new file's content with --diff; here the key file is created empty
-    with 0600 first and the upload overwrites it in place (as roles.secrets.secret_file does). The
-    key travels as a Secret, masked wherever pyinfra might print an argument.
-    """
-    directory = certificate.rsplit("/", 1)[0]
-    yield StringCommand("install", "-d", "-m", "755", "-o", "root", "-g", "root", directory)
-    yield StringCommand("install", "-m", "600", "-o", "root", "-g", "root", "/dev/null", key)
-    yield StringCommand("install", "-d", "-m", "700", private_dir, _sudo=False)
-    yield FileUploadCommand(io.BytesIO(key_pem.reveal().encode()), key, remote_temp_filename=f"{private_dir}/upload")
-    yield FileUploadCommand(io.BytesIO(certificate_pem), certificate, remote_temp_filename=f"{private_dir}/upload")
-    yield StringCommand("chown", "root:root", certificate, "&&", "chmod", "644", certificate)
 
 
 def _sha256(content: str) -> str:

@@ -61,7 +61,7 @@ def lines(text: str) -> list[str]:
 
 
 def rendered(s: HostSettings) -> dict[str, str]:
-    return config_files(s, "/etc/ssl/openclaw-kit/bootstrap-fullchain.pem", "/etc/ssl/openclaw-kit/bootstrap-privkey.pem")
+    return config_files(s, role.CERTIFICATE, role.CERTIFICATE_KEY)
 
 
 # --- the rendered text ------------------------------------------------------------------------------
@@ -95,8 +95,9 @@ def test_rendered_configuration(data):
     assert "ssl_reject_handshake on;" in default and "listen 443 ssl http2 default_server;" in default
     assert "listen 443 ssl http2;" in site and "listen [::]:443 ssl http2;" in site
     assert not any(line.startswith("http2 ") for line in main + default + site)
-    assert "ssl_certificate /etc/ssl/openclaw-kit/bootstrap-fullchain.pem;" in site
-    assert "ssl_certificate_key /etc/ssl/openclaw-kit/bootstrap-privkey.pem;" in site
+    # Through the link role tls flips after issuance: the configuration never names a bootstrap file.
+    assert "ssl_certificate /etc/ssl/openclaw-kit/current/fullchain.pem;" in site
+    assert "ssl_certificate_key /etc/ssl/openclaw-kit/current/privkey.pem;" in site
 
     # Headers, HSTS as in the shared notes; added always, once.
     assert 'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;' in site
@@ -480,7 +481,8 @@ nginx(settings_for(host, inventory))
 """
 OPERATIONS = [
     "Install nginx", "ACME webroot /var/www/acme", "No distro default site /etc/nginx/sites-enabled/default",
-    "Self-signed bootstrap certificate /etc/ssl/openclaw-kit/bootstrap-fullchain.pem",
+    "Directory /etc/ssl/openclaw-kit/bootstrap", "Self-signed bootstrap key /etc/ssl/openclaw-kit/bootstrap/privkey.pem",
+    "Self-signed bootstrap certificate /etc/ssl/openclaw-kit/bootstrap/fullchain.pem", "nginx's certificate /etc/ssl/openclaw-kit/current",
     "Candidate directory /etc/nginx/openclaw-kit.candidate", "Candidate /etc/nginx/openclaw-kit.candidate/nginx.conf",
     "Candidate /etc/nginx/openclaw-kit.candidate/openclaw-kit/default-server.conf",
     "Candidate /etc/nginx/openclaw-kit.candidate/openclaw-kit/site.conf",
