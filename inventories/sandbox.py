@@ -4,7 +4,7 @@ Secrets come from the environment or .env like in production (`./kit sandbox` wr
 with a fresh token when there is none).
 """
 
-from sandbox import load_state
+from sandbox import host_domain, load_state
 
 _state = load_state()
 
@@ -14,7 +14,7 @@ sandbox = (
             host["address"],
             {
                 "hostname": host["name"],
-                "domain": f"{host['name']}.openclaw.test",
+                "domain": host_domain(host["name"]),
             },
         )
         for host in _state["hosts"]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 __all__ = [
     "SandboxError", "available", "up", "down", "status", "load_state",
-    "ssh_command", "state_dir", "cache_dir",
+    "ssh_command", "state_dir", "cache_dir", "host_domain",
 ]
 
 # A slot number lets separate sandboxes run side by side (each its own bridge, subnet, state).
@@ -41,6 +41,8 @@ GATEWAY = str(NETWORK.network_address + 1)
 MACHINE_PREFIX = f"ockit{SLOT}-"
 SUITE = "bookworm"
 MAX_HOSTS = 50                      # addresses .11 ... .60
+# Sandbox hosts are served on <name>.openclaw.test (a reserved TLD: never resolves outside).
+DOMAIN = "openclaw.test"
 HOST_TIMEOUT = 60                   # seconds a host may take to answer SSH
 STOP_TIMEOUT = 30                   # seconds a container may take to halt
 SERVICE_TIMEOUT = 15                # seconds a service may take to listen
@@ -87,6 +89,23 @@ def _host_name(i: int) -> str:
 
 def _host_address(i: int) -> str:
     return str(NETWORK.network_address + 10 + i)
+
+
+def host_domain(name: str) -> str:
+    """The name a sandbox host is served on; the sandbox's DNS (challtestsrv) resolves it."""
+    return f"{name}.{DOMAIN}"
+
+
+def _register_dns(hosts: list[dict]) -> None:
+    """Per-host A records in challtestsrv, which pebble asks when it validates a challenge."""
+    import urllib.request
+
+    for h in hosts:
+        body = json.dumps({"host": host_domain(h["name"]) + ".", "addresses": [h["address"]]}).encode()
+        request = urllib.request.Request(f"http://{GATEWAY}:{PORTS['challtestsrv']}/add-a", data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            if answer.status != 200:
+                raise SandboxError(f"challtestsrv refused the A record for {h['name']}: HTTP {answer.status}")
 
 
 def _host_index(name: str) -> int:
@@ -868,6 +887,7 @@ def _up_locked(count: int) -> dict:
             _save_state(host_list, services)
         host_list = list(keep.values())
         _write_known_hosts(host_list)
+        _register_dns(host_list)
         for h in starting:                 # they boot in parallel; wait for each
             _wait_host(h["name"], h["address"], h["pid"])
         return _save_state(host_list, services)

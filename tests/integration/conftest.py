@@ -35,7 +35,9 @@ def sandbox_state():
         pytest.skip(f"sandbox hosts unavailable: {reason}")
     state = sandbox.up(HOSTS)
     yield state
-    sandbox.down()
+    # KIT_KEEP_SANDBOX=1: keep the hosts (and their deploys) for the next run while iterating.
+    if os.environ.get("KIT_KEEP_SANDBOX") != "1":
+        sandbox.down()
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +77,32 @@ def run_verify(env: dict, inventory: str = "inventories/sandbox.py") -> subproce
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/verify", "--inventory", inventory],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )
+
+
+@pytest.fixture(scope="session")
+def pebble_root(sandbox_state) -> str:
+    """The root of the certificates the sandbox's pebble issues (new each time pebble starts)."""
+    import ssl
+    import urllib.request
+
+    api = ssl.create_default_context(cafile=sandbox_state["acme_ca_file"])
+    return urllib.request.urlopen(sandbox_state["acme_roots_url"], context=api, timeout=10).read().decode()
+
+
+def https_exchange(address: str, server_name: str, request: bytes, trust: str | None = None, until: bytes = b"\r\n\r\n",
+                   timeout: float = 10) -> tuple[bytes, dict]:
+    """Send one raw request over TLS to address:443 naming server_name; (what came back, the peer certificate)."""
+    import socket
+    import ssl
+    import time
+
+    context = ssl.create_default_context(cadata=trust) if trust else ssl._create_unverified_context()
+    with socket.create_connection((address, 443), timeout=timeout) as raw, context.wrap_socket(raw, server_hostname=server_name) as tls:
+        tls.sendall(request)
+        data, deadline = b"", time.monotonic() + timeout
+        while until not in data and time.monotonic() < deadline:
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data, tls.getpeercert(binary_form=False) if trust else {}
