@@ -240,7 +240,7 @@ class HostSettings(Strict):
     admin_email: Email
     acme_directory: str = Field(default="letsencrypt", validate_default=True)
     # A CA bundle on the controller to trust for a private ACME server (the sandbox's pebble).
-    acme_ca_file: str | None = None
+    acme_ca_file: Annotated[str, AfterValidator(_pem_file)] | None = None
     hostname: Annotated[str, AfterValidator(lambda v: _check(_HOSTNAME, v, "must be a single DNS label"))] | None = None
 
     # Network

@@ -1,0 +1,140 @@
+"""Role tls without a host: when it asks the ACME server, what it asks, and the files it places."""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+import subprocess
+
+import pytest
+
+from roles import tls as role
+from roles.settings import HostSettings, SettingsError, validate_hosts
+from roles.templates import render
+from roles.tls import IssuedCertificate, issue_commands, needs_issuance, renewal_minute
+
+ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64}
+BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
+NOW = datetime.datetime(2026, 11, 25, tzinfo=datetime.timezone.utc)
+LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+def settings(**data) -> HostSettings:
+    return validate_hosts({"gw": {**BASE, **data}}, ENV)["gw"]
+
+
+def issued(**changes) -> dict:
+    return {"names": ["gw.example.com"], "not_after": NOW + datetime.timedelta(days=80), "server": LETSENCRYPT,
+            "key_type": "ecdsa", **changes}
+
+
+def test_a_fitting_certificate_is_left_alone():
+    assert needs_issuance(settings(), issued(), NOW) is None
+    assert needs_issuance(settings(extra_domains=["a.example.com"]), issued(names=["a.example.com", "gw.example.com"]), NOW) is None
+
+
+@pytest.mark.parametrize("host_has, settings_data, reason", [
+    (None, {}, "no certificate yet"),
+    (issued(), {"extra_domains": ["chat.example.com"]}, "names changed"),
+    (issued(names=["gw.example.com", "old.example.com"]), {}, "names changed"),
+    (issued(), {"acme_directory": "letsencrypt-staging"}, "ACME directory changed"),
+    (issued(key_type="rsa"), {}, "key type changed"),
+    (issued(not_after=NOW + datetime.timedelta(days=29)), {}, "has not renewed it"),
+])
+def test_what_makes_a_deploy_ask_for_a_certificate(host_has, settings_data, reason):
+    assert reason in needs_issuance(settings(**settings_data), host_has, NOW)
+
+
+def test_issuance_is_webroot_http01_ecdsa_p256_for_every_name():
+    first, link, reload = issue_commands(settings(extra_domains=["chat.example.com"]), force=False)
+    assert first.startswith("certbot certonly --non-interactive --agree-tos --no-eff-email --email admin@example.com ")
+    for part in ("--webroot --webroot-path /var/www/acme", "--cert-name gw.example.com", "-d gw.example.com -d chat.example.com",
+                 "--key-type ecdsa --elliptic-curve secp256r1", f"--server {LETSENCRYPT}", "--keep-until-expiring"):
+        assert part in first
+    assert "REQUESTS_CA_BUNDLE" not in first and "--force-renewal" not in first
+    assert link == "ln -sfn /etc/letsencrypt/live/gw.example.com /etc/ssl/openclaw-kit/current"
+    # nginx reloads onto the new certificate only with a configuration nginx -t accepts.
+    assert reload == "nginx -t -q && systemctl reload nginx.service"
+
+
+def test_a_private_acme_ca_is_trusted_only_for_certbot(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    first = issue_commands(settings(acme_ca_file=str(ca), acme_directory="https://10.0.0.1:14000/dir"), force=True)[0]
+    assert first.startswith(f"REQUESTS_CA_BUNDLE={role.ACME_CA_FILE} certbot certonly ")
+    assert "--force-renewal" in first and "--server https://10.0.0.1:14000/dir" in first
+
+
+def test_acme_ca_file_must_be_a_pem_file(tmp_path):
+    with pytest.raises(SettingsError, match=r"host gw: acme_ca_file = .*nope.pem"):
+        settings(acme_ca_file=str(tmp_path / "nope.pem"))
+
+
+def test_renewal_minute_is_fixed_per_domain():
+    assert renewal_minute(settings()) == renewal_minute(settings())
+    minutes = {renewal_minute(settings(domain=f"gw{i}.example.com")) for i in range(20)}
+    assert all(0 <= m < 60 for m in minutes) and len(minutes) > 5
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command line tool")
+def test_the_fact_reads_what_openssl_and_certbot_write(tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gw.example.com")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(NOW).not_valid_after(datetime.datetime(2027, 2, 23, 10, 0, 0, tzinfo=datetime.timezone.utc))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("gw.example.com"), x509.DNSName("chat.example.com")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    from cryptography.hazmat.primitives.serialization import Encoding
+    live = tmp_path / "letsencrypt" / "live" / "gw.example.com"
+    live.mkdir(parents=True)
+    (live / "cert.pem").write_bytes(cert.public_bytes(Encoding.PEM))
+    renewal = tmp_path / "letsencrypt" / "renewal"
+    renewal.mkdir()
+    (renewal / "gw.example.com.conf").write_text(f"version = 2.1.0\n[renewalparams]\nkey_type = ecdsa\nserver = {LETSENCRYPT}\n")
+
+    command = IssuedCertificate().command("gw.example.com").replace("/etc/letsencrypt", str(tmp_path / "letsencrypt"))
+    output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert IssuedCertificate().process(output) == {
+        "names": ["chat.example.com", "gw.example.com"], "server": LETSENCRYPT, "key_type": "ecdsa",
+        "not_after": datetime.datetime(2027, 2, 23, 10, 0, 0, tzinfo=datetime.timezone.utc),
+    }
+    # No certificate yet: the command prints nothing and succeeds.
+    missing = IssuedCertificate().command("other.example.com").replace("/etc/letsencrypt", str(tmp_path / "letsencrypt"))
+    assert subprocess.run(["sh", "-c", missing], capture_output=True, text=True, check=True).stdout == ""
+    assert IssuedCertificate().process([]) is None
+
+
+def rendered(src: str, acme_ca_file: str | None = None, **extra) -> str:
+    return render("tls", src, renew_command=role.RENEW_COMMAND, reload_pending=role.RELOAD_PENDING, log_tag=role.LOG_TAG,
+                  acme_ca_file=acme_ca_file, **extra)
+
+
+@pytest.mark.parametrize("src", ["renew-certificates.j2", "deploy-hook.j2"])
+@pytest.mark.parametrize("acme_ca_file", [None, role.ACME_CA_FILE])
+def test_scripts_are_valid_shell(src, acme_ca_file, tmp_path):
+    script = tmp_path / "script"
+    script.write_text(rendered(src, acme_ca_file))
+    assert subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True).returncode == 0
+    assert ("REQUESTS_CA_BUNDLE" in script.read_text()) == (acme_ca_file is not None and src == "renew-certificates.j2")
+
+
+def test_the_renewal_reloads_nginx_only_after_nginx_t():
+    for src in ("renew-certificates.j2", "deploy-hook.j2"):
+        script = rendered(src)
+        assert "if check=$(nginx -t -q 2>&1) && systemctl reload nginx.service; then" in script
+        assert "-p user.err" in script, "failures go to the journal at priority err"
+    renew = rendered("renew-certificates.j2")
+    assert "certbot renew --quiet --no-random-sleep-on-renew" in renew
+    assert 'sleep "$(shuf -i 0-3599 -n 1)"' in renew
+
+
+def test_cron_runs_the_renewal_twice_a_day_as_root():
+    cron = rendered("cron.j2", minute=7, hours="3,15")
+    entries = [line for line in cron.splitlines() if line and line[0].isdigit()]
+    assert entries == [f"7 3,15 * * * root {role.RENEW_COMMAND}"]
+    assert cron.endswith("\n"), "cron ignores a last line without a newline"

@@ -1,0 +1,74 @@
+"""Role nginx: the only public face, TLS per Mozilla intermediate, the gateway behind it on loopback."""
+
+from roles.nginx import ACCESS_LOG_NAME, CERTIFICATE, DEFAULT_SITE, ETC, LIVE_DIR, LOG_DIR
+
+# Asked from the host itself, so it checks nginx, not the network in between.
+ASK = """python3 - <<'PY'
+import http.client, socket, ssl, sys
+host, port, tls = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "tls"
+try:
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    connection.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if tls:  # the name in SNI too: nginx refuses a handshake that names no server of its own
+        connection.sock = ssl._create_unverified_context().wrap_socket(connection.sock, server_hostname=host)
+    connection.request("GET", "/healthz", headers={"Host": host})
+    answer = connection.getresponse()
+    print(answer.status, answer.getheader("Location") or "", answer.getheader("Strict-Transport-Security") or "")
+except (OSError, http.client.HTTPException) as error:
+    print("no-answer", type(error).__name__)
+PY"""
+
+
+def ask(target, host_header: str, port: int, tls: bool) -> str:
+    return target.host.check_output(ASK.replace("python3 -", f"python3 - {host_header} {port} {'tls' if tls else 'plain'}"))
+
+
+def test_nginx_runs_with_a_configuration_it_accepts(target):
+    nginx = target.host.service("nginx")
+    assert nginx.is_running and nginx.is_enabled
+    check = target.host.run("nginx -t")
+    assert check.rc == 0, check.stderr
+
+
+def test_only_the_kits_servers_are_enabled(target):
+    assert not target.host.file(DEFAULT_SITE).exists, "the distro's default site is enabled"
+    assert target.host.file(f"{LIVE_DIR}/site.conf").exists and target.host.file(f"{LIVE_DIR}/default-server.conf").exists
+    config = target.host.check_output("nginx -T 2>/dev/null")
+    names = {line.strip().rstrip(";") for line in config.splitlines() if line.strip().startswith("server_name ")}
+    expected = " ".join([target.settings.domain, *target.settings.extra_domains])
+    assert names == {f"server_name {expected}", "server_name _"}, names
+
+
+def test_tls_settings(target):
+    config = target.host.file(f"{ETC}/nginx.conf").content_string
+    for directive in ("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_prefer_server_ciphers off;", "ssl_session_tickets off;", "server_tokens off;"):
+        assert directive in config, directive
+    assert CERTIFICATE in target.host.file(f"{LIVE_DIR}/site.conf").content_string
+
+
+def test_listens_on_80_and_443_and_the_gateway_on_loopback_only(target):
+    assert target.host.socket("tcp://0.0.0.0:80").is_listening
+    assert target.host.socket("tcp://0.0.0.0:443").is_listening
+    port = target.settings.gateway_port
+    listeners = target.host.check_output(f"ss -Hltn 'sport = :{port}'")
+    assert listeners and all(" 127.0.0.1:" in line or " [::1]:" in line for line in listeners.splitlines()), listeners
+
+
+def test_http_redirects_and_https_reaches_the_gateway(target):
+    domain = target.settings.domain
+    assert ask(target, domain, 80, tls=False).split()[:2] == ["308", f"https://{domain}/healthz"]
+    status, _, hsts = ask(target, domain, 443, tls=True).partition(" ")
+    assert status == "200", "the gateway's /healthz did not answer through nginx"
+    assert "max-age=63072000" in hsts
+
+
+def test_unknown_names_get_nothing(target):
+    assert ask(target, "unknown.invalid", 80, tls=False).startswith("no-answer")
+    assert ask(target, "unknown.invalid", 443, tls=True).startswith("no-answer")
+
+
+def test_access_log_is_json(target):
+    log = target.host.file(f"{LOG_DIR}/{ACCESS_LOG_NAME}")
+    assert log.exists
+    last = target.host.check_output(f"tail -n 1 {LOG_DIR}/{ACCESS_LOG_NAME}")
+    assert last.startswith("{") and '"status"' in last, last
