@@ -419,7 +419,7 @@ def _loc_path(loc: tuple) -> str:
     return ".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in loc).replace(".[", "[")
 
 
-def _problems(host_name: str, data: Mapping[str, Any], error: ValidationError) -> list[str]:
+def _problems(host_name: str, error: ValidationError) -> list[str]:
     lines = []
     for item in error.errors(include_url=False):
         # pydantic adds union/choice names (e.g. "str", "function-after[...]") to the location.
@@ -474,7 +474,7 @@ def validate_hosts(
         try:
             settings[name] = HostSettings.model_validate(own, context={"env": env, "ssh_user": data.get("ssh_user")})
         except ValidationError as error:
-            problems.extend(_problems(name, own, error))
+            problems.extend(_problems(name, error))
     if problems:
         raise SettingsError(problems)
     return settings
