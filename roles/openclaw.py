@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FactBase, deploy
-from pyinfra.facts.files import File, Link, Sha256File
+from pyinfra.facts.files import File, Link
 from pyinfra.facts.server import Arch
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed

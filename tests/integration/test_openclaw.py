@@ -1,6 +1,5 @@
 """The gateway role on real hosts: drift is corrected by a re-run; a config OpenClaw rejects never goes live."""
 
-import json
 import shutil
 import subprocess
 import sys

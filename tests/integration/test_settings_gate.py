@@ -3,7 +3,7 @@
 import pytest
 
 from roles.openclaw import ENV_FILE
-from tests.integration.conftest import REPO, run_pyinfra, ssh
+from tests.integration.conftest import run_pyinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 
