@@ -8,6 +8,7 @@ from pyinfra import host, inventory
 
 from roles.base import base
 from roles.firewall import firewall
+from roles.logs import logs
 from roles.openclaw import openclaw
 from roles.settings import settings_for
 
@@ -16,3 +17,4 @@ settings = settings_for(host, inventory)
 base(settings)
 firewall(settings)
 openclaw(settings)
+logs(settings)
