@@ -1,18 +1,26 @@
 """The kit, in order. `pyinfra inventories/prod.py deploy.py` runs it against your hosts.
 
 Every host's settings are validated first (settings_for); any problem on any host stops the run
-before a single host is changed.
+before a single host is changed. The run ends with a table of changed/unchanged/failed operations
+per host and role (roles.drift.summary_at_exit).
 """
+
+import atexit
 
 from pyinfra import host, inventory
 
 from roles.base import base
+from roles.drift import summary_at_exit
 from roles.firewall import firewall
 from roles.logs import logs
 from roles.openclaw import openclaw
 from roles.settings import settings_for
 
 settings = settings_for(host, inventory)
+
+# deploy.py runs once per host: keep a single registration.
+atexit.unregister(summary_at_exit)
+atexit.register(summary_at_exit)
 
 base(settings)
 firewall(settings)
