@@ -2,7 +2,8 @@
 
     python -m roles.drift inventories/prod.py
 
-Runs `pyinfra --dry --json` (facts are read, nothing is executed), prints every operation that
+Runs `pyinfra --dry --json` (facts are read, nothing is executed; not with -y, which turns
+pyinfra's change detection off and would report every host as converged), prints every operation that
 would change each host and a per-role table, and exits 1 when any host has drifted, 0 when every
 host is converged, 2 when pyinfra itself failed. The same table ends a normal deploy
 (`summary_at_exit`, registered by deploy.py), with the counts of what actually happened.
@@ -86,7 +87,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0].startswith("-"):
         print("usage: python -m roles.drift INVENTORY", file=sys.stderr)
         return 2
-    run = subprocess.run([sys.executable, "-m", "pyinfra", "--dry", "--json", "-y", str(Path(argv[0]).resolve()), "deploy.py"],
+    run = subprocess.run([sys.executable, "-m", "pyinfra", "--dry", "--json", str(Path(argv[0]).resolve()), "deploy.py"],
                          cwd=REPO, capture_output=True, text=True)
     try:
         output = json.loads(run.stdout[run.stdout.index("{"):])
