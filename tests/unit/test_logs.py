@@ -230,3 +230,23 @@ def test_a_deploy_ends_with_the_table_and_json_stays_parseable(tmp_path):
     assert "--> Per role:" in run.stderr
     table = run.stderr.split("--> Per role:", 1)[1]
     assert "@fake/gw1" in table and " logs " in table
+
+
+def test_drift_report_on_a_fresh_host_exits_1_and_never_shows_a_secret(tmp_path):
+    """The report end to end against pyinfra's fake connector (a fresh host: everything would change)."""
+    (tmp_path / "inventory.py").write_text(fake_inventory())
+    sentinel = "SENTINEL" * 8
+    run = subprocess.run([sys.executable, "-m", "roles.drift", str(tmp_path / "inventory.py")], cwd=REPO,
+                         env={**os.environ, "OPENCLAW_GATEWAY_TOKEN": sentinel}, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, (run.stdout + run.stderr)[-3000:]
+    assert run.stdout.startswith("@fake/gw1: DRIFTED, ")
+    assert "  - logs | Cron jobs /etc/cron.d/openclaw-kit-logs" in run.stdout
+    assert "SENTINEL" not in run.stdout + run.stderr
+
+
+def test_drift_report_exits_2_when_pyinfra_cannot_run(tmp_path):
+    (tmp_path / "inventory.py").write_text(fake_inventory(log_retention_days=0))
+    run = subprocess.run([sys.executable, "-m", "roles.drift", str(tmp_path / "inventory.py")], cwd=REPO, env={**os.environ, **ENV},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2
+    assert "host @fake/gw1: log_retention_days = 0: " in run.stderr
