@@ -1,13 +1,18 @@
 """The kit, in order. `pyinfra inventories/prod.py deploy.py` runs it against your hosts.
 
 Every host's settings are validated first (settings_for); any problem on any host stops the run
-before a single host is changed.
+before a single host is changed. The run ends with a table of changed/unchanged/failed operations
+per host and role (roles.drift.summary_at_exit).
 """
+
+import atexit
 
 from pyinfra import host, inventory
 
 from roles.base import base
+from roles.drift import summary_at_exit
 from roles.firewall import firewall
+from roles.logs import logs
 from roles.nginx import nginx
 from roles.openclaw import openclaw
 from roles.settings import settings_for
@@ -15,10 +20,15 @@ from roles.tls import tls
 
 settings = settings_for(host, inventory)
 
+# deploy.py runs once per host: keep a single registration.
+atexit.unregister(summary_at_exit)
+atexit.register(summary_at_exit)
+
 base(settings)
 firewall(settings)
 openclaw(settings)
 nginx(settings)
+logs(settings)
 # Last: it needs the domain's DNS and port 80 from the ACME server's side. Should that fail, the
 # host is already complete, served on its self-signed bootstrap certificate.
 tls(settings)

@@ -274,6 +274,8 @@ class HostSettings(Strict):
     # Logs
     log_retention_days: Annotated[int, Field(ge=1, le=3650)] = 14
     audit_retention_days: Annotated[int, Field(ge=1, le=36500)] = 2555
+    # Verified archives of the gateway's state (openclaw backup create), one a day.
+    backup_retention_days: Annotated[int, Field(ge=1, le=3650)] = 7
 
     # Base host
     # prohibit-password: root logs in with a key only; no: not at all (needs a non-root ssh_user).
