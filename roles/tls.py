@@ -3,8 +3,8 @@
 certbot from the distro, http-01 through nginx's ACME webroot (role nginx serves it on port 80,
 on a self-signed bootstrap certificate until now), ECDSA P-256. After the first issuance the
 link nginx reads its certificate from is pointed at certbot's live directory, which renewals
-update in place. One renewal path: the kit's cron entry (certbot.timer is masked), whose script
-logs its outcome to the journal; certbot's deploy hook reloads nginx only when `nginx -t` passes.
+update in place. One renewal path: the kit's cron entry (certbot.timer is masked), through role
+logs' job runner, so every outcome is a JSON line in the audit log and the journal; certbot's deploy hook reloads nginx only when `nginx -t` passes.
 
 A deploy asks the ACME server for a certificate only when the host has none for the settings'
 names, from the settings' ACME directory, with an ECDSA key, valid for another RENEW_DAYS days;
@@ -22,6 +22,7 @@ from pyinfra.api import FactBase, deploy
 from pyinfra.operations import files, server, systemd
 
 from roles.base import install_missing
+from roles.logs import JOB
 from roles.nginx import ACME_WEBROOT, CURRENT, LETSENCRYPT_LIVE, TLS_DIR
 from roles.settings import HostSettings
 from roles.templates import template
@@ -33,6 +34,7 @@ CRON_FILE = "/etc/cron.d/openclaw-kit-certbot"
 # A renewed certificate nginx has not loaded (its configuration failed `nginx -t`); survives reboots.
 RELOAD_PENDING = "/var/lib/letsencrypt/openclaw-kit-reload-pending"
 LOG_TAG = "openclaw-kit-tls"
+JOB_NAME = "certificate-renewal"  # in the audit log's JSON lines (role logs' job runner)
 # certbot renews 30 days before expiry; a deploy that finds less left knows the cron path failed.
 RENEW_DAYS = 30
 CERTBOT_TIMER_MASK = "/etc/systemd/system/certbot.timer"
@@ -116,7 +118,7 @@ def tls(settings: HostSettings):
     template(name=f"Renewal script {RENEW_COMMAND}", role="tls", src="renew-certificates.j2", dest=RENEW_COMMAND, mode="755", **data)
     template(name=f"Deploy hook {DEPLOY_HOOK}", role="tls", src="deploy-hook.j2", dest=DEPLOY_HOOK, mode="755", **data)
     template(name=f"Renewal cron entry {CRON_FILE}", role="tls", src="cron.j2", dest=CRON_FILE, mode="644",
-             minute=renewal_minute(settings), hours="3,15", **data)
+             minute=renewal_minute(settings), hours="3,15", job=JOB, job_name=JOB_NAME, **data)
 
     issued = host.get_fact(IssuedCertificate, cert_name=settings.domain)
     reason = needs_issuance(settings, issued, datetime.datetime.now(datetime.timezone.utc))

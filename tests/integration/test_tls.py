@@ -1,10 +1,12 @@
 """The tls role on real hosts: a certificate from the sandbox's ACME server (pebble), renewed by cron."""
 
+import json
 import time
 
 import pytest
 
-from roles.tls import CERTBOT_TIMER_MASK, CRON_FILE, LOG_TAG, RENEW_COMMAND
+from roles.logs import AUDIT_LOG
+from roles.tls import CERTBOT_TIMER_MASK, CRON_FILE, JOB_NAME, LOG_TAG, RENEW_COMMAND
 from sandbox import host_domain, state_dir
 from tests.integration.conftest import changed_hosts, deploy_json, https_exchange, ssh
 
@@ -42,6 +44,12 @@ def cron_command(state: dict, address: str) -> str:
     return fields[6]
 
 
+def last_audit_entry(state: dict, address: str) -> dict:
+    """The audit log's last JSON line about the renewal job."""
+    lines = ssh(state, address, f"grep '\"job\":\"{JOB_NAME}\"' {AUDIT_LOG} | tail -n 1").stdout
+    return json.loads(lines)
+
+
 def host_clock(state: dict, address: str) -> str:
     return ssh(state, address, "date +%s").stdout.strip()
 
@@ -76,13 +84,14 @@ def test_renewal_through_the_cron_command_reloads_nginx(deployed, sandbox_state,
     address, domain = deployed
     before = served_certificate(address, domain, pebble_root)["serialNumber"]
     command = cron_command(sandbox_state, address)
-    assert command == RENEW_COMMAND
+    assert command.endswith(f" -- {RENEW_COMMAND}"), command
     since = host_clock(sandbox_state, address)
 
     renewal = ssh(sandbox_state, address, f"{command} --now --force-renewal", check=False)
     assert renewal.returncode == 0, renewal.stdout + renewal.stderr
     assert served_serial_after_reload(address, domain, pebble_root, unlike=before) != before, "nginx still serves the old certificate"
     assert "certificate renewal check ok" in journal_since(sandbox_state, address, since)
+    assert last_audit_entry(sandbox_state, address)["exit"] == 0
 
 
 def test_a_renewal_with_a_broken_nginx_config_never_reloads_nginx(deployed, sandbox_state, pebble_root):
@@ -92,8 +101,10 @@ def test_a_renewal_with_a_broken_nginx_config_never_reloads_nginx(deployed, sand
     before = served_certificate(address, domain, pebble_root)["serialNumber"]
     ssh(sandbox_state, address, f"echo 'this is not nginx;' > {broken}")
     try:
-        renewal = ssh(sandbox_state, address, f"{RENEW_COMMAND} --now --force-renewal", check=False)
+        renewal = ssh(sandbox_state, address, f"{cron_command(sandbox_state, address)} --now --force-renewal", check=False)
         assert renewal.returncode != 0, "a renewal nginx could not load must fail"
+        failed = last_audit_entry(sandbox_state, address)
+        assert failed["exit"] != 0 and "nginx" in failed["error"], failed
         assert served_serial_after_reload(address, domain, pebble_root, unlike=before) == before, "nginx was reloaded"
         journal = journal_since(sandbox_state, address, since)
         assert "nginx NOT reloaded" in journal and "FAILED" in journal, journal

@@ -127,14 +127,15 @@ def test_the_renewal_reloads_nginx_only_after_nginx_t():
     for src in ("renew-certificates.j2", "deploy-hook.j2"):
         script = rendered(src)
         assert "if check=$(nginx -t -q 2>&1) && systemctl reload nginx.service; then" in script
-        assert "-p user.err" in script, "failures go to the journal at priority err"
+        assert "-p user.err --" in script, "failures go to the journal at priority err"
     renew = rendered("renew-certificates.j2")
     assert "certbot renew --quiet --no-random-sleep-on-renew" in renew
-    assert 'sleep "$(shuf -i 0-3599 -n 1)"' in renew
+    assert 'sleep "$(shuf -i 0-1799 -n 1)"' in renew
 
 
 def test_cron_runs_the_renewal_twice_a_day_as_root():
-    cron = rendered("cron.j2", minute=7, hours="3,15")
+    cron = rendered("cron.j2", minute=7, hours="3,15", job=role.JOB, job_name=role.JOB_NAME)
     entries = [line for line in cron.splitlines() if line and line[0].isdigit()]
-    assert entries == [f"7 3,15 * * * root {role.RENEW_COMMAND}"]
+    # Through the job runner: the outcome lands in the audit log.
+    assert entries == [f"7 3,15 * * * root /usr/local/sbin/openclaw-kit-job certificate-renewal -- {role.RENEW_COMMAND}"]
     assert cron.endswith("\n"), "cron ignores a last line without a newline"
