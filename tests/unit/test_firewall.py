@@ -32,6 +32,7 @@ COMBINATIONS = {
         "private_allowed_ports": [9100, 22],
     },
     "private interface only": {"private_interface": "eth1", "private_cidrs": ["192.168.10.0/24"], "private_allowed_ports": [5432]},
+    "ssh_cidrs": {"ssh_cidrs": ["0.0.0.0/0", "::/0"]},
     "restricted egress": {"egress": "restricted", "egress_allowed_ports": [587, 993], "proxy": "http://10.0.0.1:3128", "gateway_port": 20000},
 }
 
@@ -99,6 +100,16 @@ def test_ssh_only_from_admin_cidrs_on_the_public_interface():
     ]
     assert not any("dport 22 " in rule for rule in rules)
     assert 'iifname "eth0" tcp dport { 80, 443 } accept' in rules
+
+
+def test_ssh_also_from_ssh_cidrs_without_duplicates():
+    s = settings(public_interface="eth0", admin_cidrs=["203.0.113.0/24", "2001:db8::/48"],
+                 ssh_cidrs=["0.0.0.0/0", "203.0.113.0/24", "2001:db8:5::/48"])
+    ssh = [rule for rule in input_rules(ruleset(s)) if "dport 22 " in rule]
+    assert ssh == [
+        'iifname "eth0" tcp dport 22 ip saddr { 203.0.113.0/24, 0.0.0.0/0 } accept',
+        'iifname "eth0" tcp dport 22 ip6 saddr { 2001:db8::/48, 2001:db8:5::/48 } accept',
+    ]
 
 
 def test_without_a_public_interface_ssh_and_web_match_any_interface_but_the_private_one():

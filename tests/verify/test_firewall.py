@@ -1,5 +1,5 @@
 """Role firewall: the kit's nftables table is live, as rendered, persisted for boot, and admits
-SSH from the admin networks only."""
+SSH from the admin networks and ssh_cidrs only."""
 
 import ipaddress
 import json
@@ -83,9 +83,9 @@ def test_gateway_port_dropped_first_and_never_accepted(target):
     assert not any(port in matched(rule, "dport") for rule in rules if verdict(rule) == "accept")
 
 
-def test_ssh_only_from_admin_cidrs(target):
+def test_ssh_only_from_admin_cidrs_and_ssh_cidrs(target):
     settings = target.settings
-    admin = [ipaddress.ip_network(cidr) for cidr in settings.admin_cidrs]
+    admin = [ipaddress.ip_network(cidr) for cidr in [*settings.admin_cidrs, *settings.ssh_cidrs]]
     allowed = admin + ([ipaddress.ip_network(c) for c in settings.private_cidrs] if settings.sshd_port in settings.private_allowed_ports else [])
     _, rules = chain(target, "input")
     ssh = [rule for rule in rules if settings.sshd_port in matched(rule, "dport") and verdict(rule) == "accept"]
