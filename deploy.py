@@ -7,7 +7,9 @@ before a single host is changed.
 from pyinfra import host, inventory
 
 from roles.base import base
+from roles.fail2ban import fail2ban
 from roles.firewall import firewall
+from roles.nginx import nginx
 from roles.openclaw import openclaw
 from roles.settings import settings_for
 
@@ -16,3 +18,6 @@ settings = settings_for(host, inventory)
 base(settings)
 firewall(settings)
 openclaw(settings)
+nginx(settings)
+# After nginx: its jails read nginx's access log, which must exist when fail2ban starts them.
+fail2ban(settings)
