@@ -162,6 +162,35 @@ def test_nginx_filters_on_real_log_lines(jail, tmp_path):
     assert f"{len(expected)} matched" in run.stdout
 
 
+@pytest.mark.skipif(not HAS_FAIL2BAN, reason=NO_FAIL2BAN)
+@pytest.mark.parametrize("broken", [False, True], ids=["accepted", "rejected"])
+def test_activation_promotes_only_what_fail2ban_accepts(tmp_path, broken):
+    """The role's own shell commands, with this machine's fail2ban-client, on a scratch /etc/fail2ban."""
+    log = tmp_path / "access.log"
+    log.write_text("")
+    etc, candidate = confdir(tmp_path, {}), tmp_path / "candidate"
+    desired = config_files(settings(), access_log=str(log))
+    if broken:
+        desired[JAIL_FILE] = desired[JAIL_FILE].replace(f"filter = {NGINX_JAILS[0]['name']}", "filter = no-such-filter")
+    for relative, content in desired.items():
+        (candidate / relative).parent.mkdir(parents=True, exist_ok=True)
+        (candidate / relative).write_text(content)
+    before = {path: path.read_text() for path in etc.rglob("*") if path.is_file()}
+
+    run = None
+    for command in activation_commands(list(desired), etc=str(etc), candidate=str(candidate)):
+        run = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
+        if run.returncode != 0:  # as pyinfra's server.shell: the first failing command ends the operation
+            break
+    if broken:
+        assert run.returncode != 0 and REJECTED in run.stderr and "no-such-filter" in run.stdout + run.stderr
+        assert {path: path.read_text() for path in etc.rglob("*") if path.is_file()} == before, "a rejected file went live"
+    else:
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert all((etc / relative).read_text() == content for relative, content in desired.items())
+    assert not (tmp_path / "candidate.check").exists(), "the scratch copy is left behind"
+
+
 # --- settings ------------------------------------------------------------------------------------
 
 
