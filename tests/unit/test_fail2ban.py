@@ -4,8 +4,11 @@ rejected configuration away from the live files; the fail2ban settings' rules.""
 
 from __future__ import annotations
 
+import ast
 import configparser
 import datetime
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -88,7 +91,7 @@ def test_action_bans_into_the_kit_sets_for_v4_and_v6_and_never_makes_tables():
     assert action["Init"]["kit_set"] == "banned_v4"
     assert action["Init?family=inet6"]["kit_set"] == "banned_v6"
     definition = action["Definition"]
-    assert definition["actionban"].startswith("nft add element inet openclaw_kit <kit_set> ")
+    assert "nft add element inet openclaw_kit <kit_set> \\{ <ip> timeout" in definition["actionban"]
     assert definition["actionunban"].startswith("nft delete element inet openclaw_kit <kit_set> ")
     assert definition["actionstart"] == definition["actionstop"] == ""
     assert "table" not in " ".join(definition[key] for key in ("actionban", "actionunban")).replace("inet openclaw_kit", "")
@@ -189,6 +192,48 @@ def test_activation_promotes_only_what_fail2ban_accepts(tmp_path, broken):
         assert run.returncode == 0, run.stdout + run.stderr
         assert all((etc / relative).read_text() == content for relative, content in desired.items())
     assert not (tmp_path / "candidate.check").exists(), "the scratch copy is left behind"
+
+
+def action_commands(tmp_path: Path) -> dict[str, str]:
+    """The kit action's commands as fail2ban's own config reader resolves them (fail2ban-client -d)."""
+    log = tmp_path / "access.log"
+    log.write_text("")
+    etc = confdir(tmp_path, config_files(settings(), access_log=str(log)))
+    dump = subprocess.run(["fail2ban-client", "-c", str(etc), "-d"], capture_output=True, text=True, check=True).stdout
+    line = next(line for line in dump.splitlines() if line.startswith(f"['multi-set', 'sshd', 'action', '{ACTION}'"))
+    return dict(ast.literal_eval(line)[4])
+
+
+@pytest.mark.skipif(not HAS_FAIL2BAN, reason=NO_FAIL2BAN)
+def test_the_action_bans_and_unbans_in_the_kit_sets(tmp_path):
+    if os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("unshare"):
+        pytest.skip("needs root, nft and unshare for a scratch network namespace")
+    commands = action_commands(tmp_path)
+
+    def filled(name: str, ip: str, bantime: str) -> str:
+        # Tags as fail2ban fills them; <kit_set> by the address family, as [Init?family=inet6] does.
+        kit_set = commands["kit_set?family=inet6"] if ":" in ip else commands["kit_set"]
+        return commands[name].replace("<kit_set>", kit_set).replace("<ip>", ip).replace("<bantime>", bantime)
+
+    (tmp_path / "ruleset.nft").write_text(ruleset(settings()))
+    script = "\n".join([
+        f"nft -f {tmp_path / 'ruleset.nft'}",
+        filled("actionban", "198.51.100.7", "600"), filled("actionban", "2001:db8:1::7", "600"),
+        filled("actionban", "198.51.100.8", "5400.0"), filled("actionban", "198.51.100.9", "-1"),
+        "nft list set inet openclaw_kit banned_v4; nft list set inet openclaw_kit banned_v6; echo ---",
+        filled("actionunban", "198.51.100.7", "600"), filled("actionunban", "2001:db8:1::7", "600"),
+        # Already gone (a firewall reload without it): still a successful unban.
+        filled("actionunban", "198.51.100.7", "600"),
+        "nft list set inet openclaw_kit banned_v4; nft list set inet openclaw_kit banned_v6",
+    ])
+    run = subprocess.run(["unshare", "-n", "sh", "-e", "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    banned, unbanned = run.stdout.split("---")
+    assert "198.51.100.7 timeout 11m expires" in banned, "the set's timeout is bantime + 60 s"
+    assert "2001:db8:1::7 timeout 11m expires" in banned
+    assert "198.51.100.8 timeout 1h31m expires" in banned, "a fractional bantime in whole seconds"
+    assert re.search(r"198\.51\.100\.9(,| })", banned), "a permanent ban has no timeout"
+    assert "198.51.100.7" not in unbanned and "2001:db8:1::7" not in unbanned and "198.51.100.8" in unbanned
 
 
 # --- settings ------------------------------------------------------------------------------------
