@@ -11,6 +11,7 @@ from pyinfra import host, inventory
 
 from roles.base import base
 from roles.drift import summary_at_exit
+from roles.fail2ban import fail2ban
 from roles.firewall import firewall
 from roles.logs import logs
 from roles.nginx import nginx
@@ -28,6 +29,8 @@ base(settings)
 firewall(settings)
 openclaw(settings)
 nginx(settings)
+# After nginx: its jails read nginx's access log, which must exist when fail2ban starts them.
+fail2ban(settings)
 logs(settings)
 # Last: it needs the domain's DNS and port 80 from the ACME server's side. Should that fail, the
 # host is already complete, served on its self-signed bootstrap certificate.

@@ -26,6 +26,13 @@ sandbox = (
         "ssh_strict_host_key_checking": "yes",
         # The controller reaches the hosts from the bridge address only.
         "admin_cidrs": [f"{_state['gateway']}/32"],
+        # The other sandbox hosts may reach SSH too (and get banned by fail2ban): the tests play
+        # the attacker from one of them.
+        "ssh_cidrs": [_state["network"]],
+        # Short bans and a short window, so the tests see a ban end within a minute.
+        "fail2ban_bantime_seconds": 30,
+        "fail2ban_findtime_seconds": 60,
+        "fail2ban_maxretry": 3,
         "admin_email": "admin@openclaw.test",
         "acme_directory": _state["acme_directory"],
         "acme_ca_file": _state["acme_ca_file"],

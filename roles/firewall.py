@@ -88,7 +88,8 @@ def ruleset(settings: HostSettings) -> str:
 
 
 def ruleset_data(settings: HostSettings) -> dict:
-    admin = [ipaddress.ip_network(cidr) for cidr in settings.admin_cidrs]
+    # SSH: the admin networks (never banned) and ssh_cidrs (fail2ban may ban their addresses).
+    ssh = [ipaddress.ip_network(cidr) for cidr in [*settings.admin_cidrs, *settings.ssh_cidrs]]
     private = [ipaddress.ip_network(cidr) for cidr in settings.private_cidrs]
     if settings.public_interface:
         public_match = f'iifname "{settings.public_interface}" '
@@ -103,8 +104,8 @@ def ruleset_data(settings: HostSettings) -> dict:
         gateway_port=settings.gateway_port,
         sshd_port=settings.sshd_port,
         public_match=public_match,
-        admin_v4=[str(net) for net in admin if net.version == 4],
-        admin_v6=[str(net) for net in admin if net.version == 6],
+        ssh_v4=collapsed(ssh, 4),
+        ssh_v6=collapsed(ssh, 6),
         private_match=f'iifname "{settings.private_interface}" ' if settings.private_interface else "",
         private_v4=[str(net) for net in private if net.version == 4],
         private_v6=[str(net) for net in private if net.version == 6],
@@ -113,6 +114,16 @@ def ruleset_data(settings: HostSettings) -> dict:
         proxy_port=proxy_port if proxy_port not in (80, 443) else None,
         egress_ports=sorted(set(settings.egress_allowed_ports)),
     )
+
+
+def collapsed(networks: list, version: int) -> list[str]:
+    """The networks of one IP version, overlapping and adjacent ones merged.
+
+    nft merges them itself when it loads a set, and then lists a set that no longer reloads to the
+    same table (a merged `{ 10.0.0.0/24 }` comes back as a plain match): the fingerprint of the
+    table would change on every rollback.
+    """
+    return [str(net) for net in ipaddress.collapse_addresses(net for net in networks if net.version == version)]
 
 
 def script_data() -> dict:

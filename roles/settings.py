@@ -245,6 +245,9 @@ class HostSettings(Strict):
 
     # Network
     admin_cidrs: Annotated[list[Cidr], Field(min_length=1)]
+    # More networks that may reach SSH (a bastion range, or 0.0.0.0/0); unlike admin_cidrs,
+    # fail2ban bans their addresses after failed logins.
+    ssh_cidrs: list[Cidr] = []
     sshd_port: Port = 22
     public_interface: Interface | None = None
     private_interface: Interface | None = None
@@ -258,6 +261,13 @@ class HostSettings(Strict):
     # open: any outgoing connection; restricted: only DNS, NTP, DHCP, HTTP(S), the proxy's port and egress_allowed_ports.
     egress: Literal["open", "restricted"] = "open"
     egress_allowed_ports: list[Port] = []
+
+    # fail2ban: an address with fail2ban_maxretry failures within fail2ban_findtime_seconds is
+    # dropped for fail2ban_bantime_seconds (at least 10 s, so a ban is felt; at most a year, so a
+    # mistaken one ends).
+    fail2ban_bantime_seconds: Annotated[int, Field(ge=10, le=31_536_000)] = 3600
+    fail2ban_findtime_seconds: Annotated[int, Field(ge=10, le=86_400)] = 600
+    fail2ban_maxretry: Annotated[int, Field(ge=1, le=100)] = 5
 
     # OpenClaw
     openclaw_version: Annotated[str, AfterValidator(lambda v: _check(_VERSION_DATE, v, "must be an OpenClaw release version like 2026.9.6"))] = "2026.9.6"

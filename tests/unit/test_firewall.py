@@ -32,6 +32,7 @@ COMBINATIONS = {
         "private_allowed_ports": [9100, 22],
     },
     "private interface only": {"private_interface": "eth1", "private_cidrs": ["192.168.10.0/24"], "private_allowed_ports": [5432]},
+    "ssh_cidrs": {"ssh_cidrs": ["0.0.0.0/0", "::/0"]},
     "restricted egress": {"egress": "restricted", "egress_allowed_ports": [587, 993], "proxy": "http://10.0.0.1:3128", "gateway_port": 20000},
 }
 
@@ -99,6 +100,32 @@ def test_ssh_only_from_admin_cidrs_on_the_public_interface():
     ]
     assert not any("dport 22 " in rule for rule in rules)
     assert 'iifname "eth0" tcp dport { 80, 443 } accept' in rules
+
+
+def test_ssh_also_from_ssh_cidrs_overlaps_merged():
+    # Merged here as nft would merge them, so the live table lists as it was loaded.
+    s = settings(public_interface="eth0", admin_cidrs=["203.0.113.7/32", "198.51.100.0/25", "2001:db8::/48"],
+                 ssh_cidrs=["203.0.113.0/24", "198.51.100.128/25", "2001:db8:5::/48"])
+    ssh = [rule for rule in input_rules(ruleset(s)) if "dport 22 " in rule]
+    assert ssh == [
+        'iifname "eth0" tcp dport 22 ip saddr { 198.51.100.0/24, 203.0.113.0/24 } accept',
+        'iifname "eth0" tcp dport 22 ip6 saddr { 2001:db8::/48, 2001:db8:5::/48 } accept',
+    ]
+
+
+def test_the_live_table_lists_as_it_was_loaded_with_overlapping_ssh_networks(tmp_path):
+    # A rollback reloads the table from its own listing; the fingerprint must not change.
+    s = settings(admin_cidrs=["10.231.1.1/32"], ssh_cidrs=["10.231.1.0/24"])
+    if os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("unshare"):
+        pytest.skip("needs root, nft and unshare to load the ruleset in a scratch namespace")
+    (tmp_path / "ruleset.nft").write_text(ruleset(s))
+    listing = "nft -s -t list table inet openclaw_kit"
+    script = (f"nft -f {tmp_path / 'ruleset.nft'} && {listing} > {tmp_path / 'first'} && "
+              f"{{ echo 'table inet openclaw_kit {{}}'; echo 'delete table inet openclaw_kit'; nft list table inet openclaw_kit; }} > {tmp_path / 'again.nft'} && "
+              f"nft -f {tmp_path / 'again.nft'} && {listing} > {tmp_path / 'second'}")
+    run = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "first").read_text() == (tmp_path / "second").read_text()
 
 
 def test_without_a_public_interface_ssh_and_web_match_any_interface_but_the_private_one():

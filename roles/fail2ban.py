@@ -1,0 +1,97 @@
+"""Role fail2ban: bans from the sshd journal and the nginx access log, into the kit's nftables sets.
+
+The kit owns four files under /etc/fail2ban (a jail.d file, an action and two filters); Debian's
+own files are left as shipped. Bans go into the sets `banned_v4`/`banned_v6` of the firewall
+role's table (fail2ban makes no tables of its own), the admin networks are never banned. New
+files are rendered to a candidate directory and checked with `fail2ban-client -t` against a copy
+of /etc/fail2ban with the candidate in place; only a configuration that passes replaces the live
+files, and fail2ban reloads only then. A rejected one fails the deploy with fail2ban's message,
+and the running fail2ban keeps its configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shlex
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import Sha256File
+from pyinfra.operations import files, server, systemd
+
+from roles.base import install_missing
+from roles.firewall import TABLE
+from roles.nginx import ACCESS_LOG_NAME, LOG_DIR
+from roles.settings import HostSettings
+from roles.templates import render
+
+ETC = "/etc/fail2ban"
+CANDIDATE_DIR = "/var/lib/openclaw-kit/fail2ban/candidate"  # the kit's files, mirroring ETC, before the check
+ACTION = "openclaw-kit-nftables"
+JAIL_FILE = "jail.d/openclaw-kit.conf"
+# python3-systemd: the sshd jail reads the journal.
+PACKAGES = ["fail2ban", "python3-systemd"]
+NGINX_JAILS = [
+    # A Control UI page load can itself run into a few 429s; a flood brings hundreds: 4x the retries.
+    {"name": "openclaw-kit-nginx-limit", "statuses": ["429"], "maxretry_factor": 4,
+     "why": "Requests nginx refused with 429: over the rate (limit_req) or connection (limit_conn) limits."},
+    {"name": "openclaw-kit-nginx-auth", "statuses": ["401", "403"],
+     "why": "Requests the gateway refused with 401 or 403: guessing tokens or probing what needs them."},
+]
+REJECTED = "fail2ban rejected the new configuration (its message is above); the running fail2ban keeps the old one"
+
+
+@deploy("fail2ban")
+def fail2ban(settings: HostSettings):
+    # On Debian 12 the packaged fail2ban does not start with its own defaults (its sshd jail reads a
+    # missing /var/log/auth.log), so nothing bans through iptables before the kit's files are live.
+    install_missing(PACKAGES)
+
+    desired = config_files(settings)
+    for directory in sorted({relative.rsplit("/", 1)[0] for relative in desired}):
+        files.directory(name=f"Candidate directory {CANDIDATE_DIR}/{directory}", path=f"{CANDIDATE_DIR}/{directory}", mode="755")
+    for relative, content in desired.items():
+        files.put(name=f"Candidate {CANDIDATE_DIR}/{relative}", src=io.StringIO(content), dest=f"{CANDIDATE_DIR}/{relative}", mode="644")
+
+    # Decided on the live files, so a candidate fail2ban rejected last time is checked again, and a
+    # live file edited by hand is put back.
+    if any(host.get_fact(Sha256File, path=f"{ETC}/{relative}") != _sha256(content) for relative, content in desired.items()):
+        server.shell(
+            name="Check the candidate fail2ban configuration with fail2ban-client -t, make it live, reload fail2ban",
+            commands=[*activation_commands(list(desired)), "systemctl reload-or-restart fail2ban.service"],
+        )
+    systemd.service(name="fail2ban enabled and running", service="fail2ban.service", running=True, enabled=True)
+
+
+def config_files(settings: HostSettings, access_log: str = f"{LOG_DIR}/{ACCESS_LOG_NAME}") -> dict[str, str]:
+    """The kit's fail2ban files by path relative to /etc/fail2ban."""
+    rendered = {
+        JAIL_FILE: render(
+            "fail2ban", "jail.conf.j2", ignoreip=["127.0.0.0/8", "::1", *settings.admin_cidrs], bantime=settings.fail2ban_bantime_seconds,
+            findtime=settings.fail2ban_findtime_seconds, maxretry=settings.fail2ban_maxretry, action=ACTION, nginx_jails=NGINX_JAILS,
+            access_log=access_log,
+        ),
+        f"action.d/{ACTION}.conf": render("fail2ban", "action.conf.j2", table=TABLE, set_v4="banned_v4", set_v6="banned_v6"),
+    }
+    for jail in NGINX_JAILS:
+        rendered[f"filter.d/{jail['name']}.conf"] = render("fail2ban", "filter-nginx.conf.j2", statuses=jail["statuses"], why=jail["why"])
+    return rendered
+
+
+def activation_commands(relatives: list[str], etc: str = ETC, candidate: str = CANDIDATE_DIR) -> list[str]:
+    """Shell commands: check a copy of `etc` with the candidate files in it, then promote them."""
+    q = shlex.quote
+    scratch = f"{candidate}.check"
+    promote = " && ".join(f"cp {q(candidate)}/{q(r)} {q(etc)}/{q(r)}.openclaw-kit-new && mv -f {q(etc)}/{q(r)}.openclaw-kit-new {q(etc)}/{q(r)}"
+                          for r in relatives)
+    return [
+        f"rm -rf {q(scratch)} && cp -a {q(etc)} {q(scratch)} && cp -a {q(candidate)}/. {q(scratch)}/",
+        f"fail2ban-client -c {q(scratch)} -t || {{ rm -rf {q(scratch)}; echo {q(REJECTED)} >&2; exit 1; }}",
+        f"rm -rf {q(scratch)}",
+        promote,
+    ]
+
+
+def _sha256(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()

@@ -1,0 +1,69 @@
+"""Role fail2ban: running with the kit's jails, the admin networks never banned, bans going into
+the kit's nftables sets."""
+
+import ipaddress
+import json
+
+import pytest
+
+from roles.fail2ban import ACTION, ETC, NGINX_JAILS, config_files
+from roles.firewall import TABLE
+
+JAILS = ["sshd", *[jail["name"] for jail in NGINX_JAILS]]
+
+
+def client(target, *args: str) -> str:
+    return target.host.check_output("fail2ban-client " + " ".join(args))
+
+
+def listed(output: str) -> list[str]:
+    """The items of fail2ban-client's tree output (`|- item`, `` `- item``)."""
+    return [line.split("- ", 1)[1].strip() for line in output.splitlines() if line.lstrip("|` ").strip() and "- " in line[:4]]
+
+
+def test_fail2ban_installed_running_and_enabled(target):
+    for package in ("fail2ban", "python3-systemd"):
+        assert target.host.package(package).is_installed, package
+    service = target.host.service("fail2ban")
+    assert service.is_running and service.is_enabled
+
+
+def test_the_kit_files_are_live_as_rendered(target):
+    for relative, content in config_files(target.settings).items():
+        assert target.host.file(f"{ETC}/{relative}").content_string == content, relative
+
+
+def test_the_kit_jails_are_active(target):
+    status = client(target, "status")
+    active = [name.strip() for name in status.split("Jail list:", 1)[1].split(",")]
+    assert sorted(active) == sorted(JAILS), status
+
+
+@pytest.mark.parametrize("jail", JAILS)
+def test_jail_settings_and_action(target, jail):
+    settings = target.settings
+    # fail2ban shows a /32 or /128 as the bare address.
+    ignored = [ipaddress.ip_network(item) for item in listed(client(target, "get", jail, "ignoreip"))]
+    for cidr in settings.admin_cidrs:
+        assert ipaddress.ip_network(cidr) in ignored, f"{cidr} could be banned by {jail}: {ignored}"
+    assert int(client(target, "get", jail, "bantime")) == settings.fail2ban_bantime_seconds
+    assert int(client(target, "get", jail, "findtime")) == settings.fail2ban_findtime_seconds
+    factor = next((j.get("maxretry_factor", 1) for j in NGINX_JAILS if j["name"] == jail), 1)
+    assert int(client(target, "get", jail, "maxretry")) == settings.fail2ban_maxretry * factor
+    # "The jail sshd has the following actions:", then one per line.
+    assert client(target, "get", jail, "actions").strip().splitlines()[1:] == [ACTION]
+
+
+def test_sshd_jail_reads_the_journal(target):
+    # Debian's defaults-debian.conf enables sshd with the auto backend; the kit's systemd wins.
+    journal = client(target, "get", "sshd", "journalmatch")
+    assert "sshd" in journal, journal
+
+
+def test_bans_go_into_the_kit_sets_and_fail2ban_has_no_table(target):
+    for name, kind in (("banned_v4", "ipv4_addr"), ("banned_v6", "ipv6_addr")):
+        items = json.loads(target.host.check_output(f"nft -j list set inet {TABLE} {name}"))["nftables"]
+        found = next(item["set"] for item in items if "set" in item)
+        assert found["type"] == kind and "timeout" in found["flags"]
+    tables = target.host.check_output("nft list tables")
+    assert "f2b" not in tables, tables
