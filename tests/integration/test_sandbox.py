@@ -221,7 +221,8 @@ def _our_processes(sd: str) -> list[str]:
                 continue
             if stat.rsplit(")", 1)[1].split()[0] == "Z":
                 continue
-            if (argv[0] in ("systemd-nspawn", "tinyproxy", "pebble") and sd in " ".join(argv)) \
+            # sd + "/": the state directory of slot 0 is a prefix of other slots' (-1, -2, ...).
+            if (argv[0] in ("systemd-nspawn", "tinyproxy", "pebble") and sd + "/" in " ".join(argv)) \
                     or (argv[0] == "pebble-challtestsrv" and f"{NET}.1:8055" in argv):
                 found.append(" ".join(argv))
     return found
