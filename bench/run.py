@@ -51,6 +51,8 @@ UPLOAD_LINE = re.compile(r"Attempting upload of ")
 class BenchError(Exception):
     """A measurement could not be taken; one line for humans."""
 
+    report: dict | None = None  # what was measured before it failed
+
 
 @dataclass
 class Run:
@@ -75,8 +77,12 @@ def pyinfra(args: list[str], hosts: list[str], env: dict) -> Run:
         err.seek(0)
         run = Run(wall, usage.ru_maxrss / 1024, out.read(), err.read())  # ru_maxrss: KiB on Linux
     if proc.returncode != 0:
-        tail = (run.stdout + run.stderr).strip().splitlines()[-15:]
-        raise BenchError(f"pyinfra {' '.join(args)} on {len(hosts)} host(s) exited {proc.returncode}:\n  " + "\n  ".join(tail))
+        # The whole log, for the reason (pyinfra prints it per host, far from the end).
+        log = Path(tempfile.mkstemp(prefix="bench-failed-run-", suffix=".log")[1])
+        log.write_text(run.stdout + run.stderr)
+        tail = (run.stdout + run.stderr).strip().splitlines()[-5:]
+        raise BenchError(f"pyinfra {' '.join(args)} on {len(hosts)} host(s) exited {proc.returncode} (whole output: {log}):\n  "
+                         + "\n  ".join(tail))
     return run
 
 
@@ -198,15 +204,22 @@ def bench(quick: bool, reuse: bool, keep: bool, repeat: int) -> dict:
                 results[f"noop_{count}"] = measure_noop(addresses(count), env, repeat)
             for count in HOST_COUNTS[1:]:
                 report["ratios"][f"noop_{count}_vs_1"] = round(results[f"noop_{count}"]["wall_s"] / results["noop_1"]["wall_s"], 2)
+    except BenchError as e:
+        e.report = report
+        raise
     finally:
         if not was_up and not keep:
             sandbox.down()
         elif was_up and not keep and not quick and hosts_before < max(HOST_COUNTS):
             sandbox.up(hosts_before)
+    return finish(report)
+
+
+def finish(report: dict) -> dict:
     report["machine"]["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    report["targets"] = {name: {"limit": limit, "measured": report["ratios"].get(name),
-                                "met": name in report["ratios"] and report["ratios"][name] <= limit}
-                         for name, limit in TARGETS.items() if name in report["ratios"]}
+    ratios = report.setdefault("ratios", {})
+    report["targets"] = {name: {"limit": limit, "measured": ratios[name], "met": ratios[name] <= limit}
+                         for name, limit in TARGETS.items() if name in ratios}
     return report
 
 
@@ -244,15 +257,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here as JSON")
     args = parser.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 3)
+    failed = None
     try:
         report = bench(args.quick, args.reuse, args.keep, repeat)
     except (BenchError, sandbox.SandboxError) as e:
-        print(f"bench failed: {e}", file=sys.stderr)
-        return 1
+        failed = e
+        report = getattr(e, "report", None)
+        if report is None:
+            print(f"bench failed: {e}", file=sys.stderr)
+            return 1
+        report = finish(report)
+        report["error"] = str(e)
+    # What was measured is worth keeping even when a later step failed.
     print(table(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
+    if failed:
+        print(f"bench failed: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 
