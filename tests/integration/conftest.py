@@ -106,3 +106,14 @@ def https_exchange(address: str, server_name: str, request: bytes, trust: str | 
                 break
             data += chunk
         return data, tls.getpeercert(binary_form=False) if trust else {}
+
+
+def assert_drift_corrected(state: dict, env: dict, address: str, make: str, check: str) -> None:
+    """Make a drift on a host (`check` must then fail), re-deploy: the re-run changes that host, `check`
+    passes again, and the run after it changes nothing."""
+    ssh(state, address, make)
+    assert ssh(state, address, check, check=False).returncode != 0, "the drift did not take"
+    rerun = deploy_json(env)
+    assert address in sum(changed_hosts(rerun).values(), []), "the re-run did not see the drift"
+    assert ssh(state, address, check, check=False).returncode == 0
+    assert changed_hosts(deploy_json(env)) == {}, "the run after the correction must change nothing"

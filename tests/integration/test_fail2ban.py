@@ -14,6 +14,7 @@ import pytest
 
 from roles.fail2ban import ETC, JAIL_FILE, NGINX_JAILS, REJECTED
 from roles.firewall import APPLY, DESIRED, TABLE
+from tests.integration.test_firewall import PROBE
 from tests.integration.conftest import REPO, changed_hosts, deploy_json, run_pyinfra, ssh
 
 pytestmark = pytest.mark.sandbox
@@ -43,16 +44,6 @@ RATE_LIMITED = "GET /hooks/openclaw-kit-test HTTP/1.1\r\nHost: DOMAIN\r\nConnect
 # The gateway's tools endpoint with a wrong token: 401.
 WRONG_TOKEN = ("POST /tools/invoke HTTP/1.1\r\nHost: DOMAIN\r\nAuthorization: Bearer wrong\r\nContent-Type: application/json\r\n"
                "Content-Length: 2\r\nConnection: close\r\n\r\n{}")
-PROBE = """
-import socket
-try:
-    socket.create_connection(({address!r}, {port}), timeout=3).close()
-    print("open")
-except socket.timeout:
-    print("timeout")
-except OSError as error:
-    print(f"error {{error}}")
-"""
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from roles.nginx import DEFAULT_SITE, LIVE_DIR
 from sandbox import host_domain
-from tests.integration.conftest import changed_hosts, deploy_json, https_exchange, ssh
+from tests.integration.conftest import assert_drift_corrected, deploy_json, https_exchange, ssh
 
 pytestmark = pytest.mark.sandbox
 
@@ -85,12 +85,5 @@ DRIFTS = {
 @pytest.mark.parametrize("drift", DRIFTS, ids=list(DRIFTS))
 def test_drift_is_corrected_by_a_rerun(deployed, sandbox_state, kit_env, drift):
     address, domain = deployed
-    make, check = DRIFTS[drift]
-    ssh(sandbox_state, address, make)
-    assert ssh(sandbox_state, address, check, check=False).returncode != 0, "the drift did not take"
-
-    rerun = deploy_json(kit_env)
-    assert address in sum(changed_hosts(rerun).values(), []), "the re-run did not see the drift"
-    assert ssh(sandbox_state, address, check, check=False).returncode == 0
+    assert_drift_corrected(sandbox_state, kit_env, address, *DRIFTS[drift])
     assert http_status(address, domain).startswith(b"HTTP/1.1 308")
-    assert changed_hosts(deploy_json(kit_env)) == {}, "the run after the correction must change nothing"

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from roles.openclaw import ENV_FILE, LIVE_CONFIG, SERVICE, UNIT
-from tests.integration.conftest import REPO, changed_hosts, deploy_json, ssh
+from tests.integration.conftest import REPO, assert_drift_corrected, changed_hosts, deploy_json, ssh
 
 pytestmark = pytest.mark.sandbox
 
@@ -41,15 +41,8 @@ DRIFTS = {
 
 @pytest.mark.parametrize("drift", DRIFTS, ids=list(DRIFTS))
 def test_drift_is_corrected_by_a_rerun(deployed, sandbox_state, kit_env, drift):
-    make, check = DRIFTS[drift]
-    ssh(sandbox_state, deployed, make)
-    assert ssh(sandbox_state, deployed, check, check=False).returncode != 0, "the drift did not take"
-
-    rerun = deploy_json(kit_env)
-    assert deployed in sum(changed_hosts(rerun).values(), []), "the re-run did not see the drift"
-    assert ssh(sandbox_state, deployed, check, check=False).returncode == 0
+    assert_drift_corrected(sandbox_state, kit_env, deployed, *DRIFTS[drift])
     assert healthy(sandbox_state, deployed)
-    assert changed_hosts(deploy_json(kit_env)) == {}, "the run after the correction must change nothing"
 
 
 def test_config_openclaw_rejects_never_goes_live(deployed, sandbox_state, kit_env, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from roles.logs import AUDIT_LOG
 from roles.tls import CERTBOT_TIMER_MASK, CRON_FILE, JOB_NAME, LOG_TAG, RENEW_COMMAND
 from sandbox import host_domain, state_dir
-from tests.integration.conftest import changed_hosts, deploy_json, https_exchange, ssh
+from tests.integration.conftest import assert_drift_corrected, changed_hosts, deploy_json, https_exchange, ssh
 
 pytestmark = pytest.mark.sandbox
 
@@ -129,11 +129,4 @@ DRIFTS = {
 @pytest.mark.parametrize("drift", DRIFTS, ids=list(DRIFTS))
 def test_drift_is_corrected_by_a_rerun(deployed, sandbox_state, kit_env, drift):
     address, _ = deployed
-    make, check = DRIFTS[drift]
-    ssh(sandbox_state, address, make)
-    assert ssh(sandbox_state, address, check, check=False).returncode != 0, "the drift did not take"
-
-    rerun = deploy_json(kit_env)
-    assert address in sum(changed_hosts(rerun).values(), []), "the re-run did not see the drift"
-    assert ssh(sandbox_state, address, check, check=False).returncode == 0
-    assert changed_hosts(deploy_json(kit_env)) == {}, "the run after the correction must change nothing"
+    assert_drift_corrected(sandbox_state, kit_env, address, *DRIFTS[drift])
