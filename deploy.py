@@ -10,6 +10,7 @@ import atexit
 from pyinfra import host, inventory
 
 from roles.base import base
+from roles.connection import send_without_delay
 from roles.drift import summary_at_exit
 from roles.fail2ban import fail2ban
 from roles.firewall import firewall
@@ -19,6 +20,7 @@ from roles.openclaw import openclaw
 from roles.settings import settings_for
 from roles.tls import tls
 
+send_without_delay(host)
 settings = settings_for(host, inventory)
 
 # deploy.py runs once per host: keep a single registration.
