@@ -290,9 +290,16 @@ def _sshd(settings: HostSettings) -> None:
     server.shell(name="Reload sshd for its new drop-in", commands=[SSHD_RELOAD], _if=install_op.did_change)
 
 
+# Host name -> the packages installed when this run began. Every role reads the list while the deploy
+# is prepared, before any operation runs, so one `dpkg -l` per host serves them all.
+INSTALLED_AT_START: dict[str, dict] = {}
+
+
 def install_missing(packages: list[str]) -> None:
     """Install what is missing; refresh the package lists only when something is (a no-op run stays one)."""
-    installed = host.get_fact(DebPackages)
+    if host.name not in INSTALLED_AT_START:
+        INSTALLED_AT_START[host.name] = host.get_fact(DebPackages)
+    installed = INSTALLED_AT_START[host.name]
     missing = [name for name in packages if name not in installed]
     if missing:
         apt.packages(name=f"Install {' '.join(missing)}", packages=missing, update=True)
