@@ -52,7 +52,9 @@ def fail2ban(settings: HostSettings):
     for directory in sorted({relative.rsplit("/", 1)[0] for relative in desired}):
         files.directory(name=f"Candidate directory {CANDIDATE_DIR}/{directory}", path=f"{CANDIDATE_DIR}/{directory}", mode="755")
     for relative, content in desired.items():
-        files.put(name=f"Candidate {CANDIDATE_DIR}/{relative}", src=io.StringIO(content), dest=f"{CANDIDATE_DIR}/{relative}", mode="644")
+        # Its directory was made just above: no second check per file.
+        files.put(name=f"Candidate {CANDIDATE_DIR}/{relative}", src=io.StringIO(content), dest=f"{CANDIDATE_DIR}/{relative}", mode="644",
+                  create_remote_dir=False)
 
     # Decided on the live files, so a candidate fail2ban rejected last time is checked again, and a
     # live file edited by hand is put back.

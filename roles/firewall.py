@@ -55,7 +55,7 @@ def firewall(settings: HostSettings):
     template(name=f"Apply script {APPLY}", role="firewall", src="openclaw-kit-firewall-apply.j2", dest=APPLY, mode="750",
              **script_data())
     rules = ruleset(settings)
-    files.put(name=f"Desired ruleset {DESIRED}", src=io.StringIO(rules), dest=DESIRED, mode="600")
+    files.put(name=f"Desired ruleset {DESIRED}", src=io.StringIO(rules), dest=DESIRED, mode="600", create_remote_dir=False)
 
     # Persistence: nftables.service loads the kit's file at boot, and stopping it removes only the kit's table.
     template(name=f"{NFT_CONF} includes {NFT_DIR}, flushes nothing", role="firewall", src="nftables.conf.j2", dest=NFT_CONF,

@@ -101,7 +101,7 @@ def nginx(settings: HostSettings):
     files.directory(name=f"Candidate directory {CANDIDATE_DIR}", path=f"{CANDIDATE_DIR}/openclaw-kit", user="root", group="root", mode="755")
     for relative, content in desired.items():
         files.put(name=f"Candidate {CANDIDATE_DIR}/{relative}", src=io.StringIO(content), dest=f"{CANDIDATE_DIR}/{relative}",
-                  user="root", group="root", mode="644")
+                  user="root", group="root", mode="644", create_remote_dir=False)  # its directory was made just above
     # Decided on the live files, not on the candidate's upload: a candidate nginx rejected last
     # time (its certificate missing, say) is still the one to check and promote on the next run.
     activate_op = None

@@ -28,6 +28,7 @@ from roles.settings import HostSettings, SettingsError
 from roles.templates import render, template
 
 USER = "openclaw"
+NOLOGIN = "/usr/sbin/nologin"
 SERVICE = "openclaw-gateway"
 STATE_DIR = "/var/lib/openclaw"
 LOG_DIR = "/var/log/openclaw"
@@ -60,6 +61,17 @@ ARCHES = {"x86_64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 CACHE = Path.home() / ".cache" / "openclaw-kit"
 
 
+class Account(FactBase):
+    """A local account's home and shell (getent passwd), or None when there is no such account."""
+
+    def command(self, user: str):
+        return f"getent passwd {shlex.quote(user)} || true"
+
+    def process(self, output):
+        fields = "".join(output).strip().split(":")
+        return {"home": fields[5], "shell": fields[6]} if len(fields) == 7 else None
+
+
 @deploy("OpenClaw gateway")
 def openclaw(settings: HostSettings):
     refuse_plugin_channels(host.name, settings)
@@ -69,7 +81,10 @@ def openclaw(settings: HostSettings):
     paths = dict(service_user=USER, state_dir=STATE_DIR, log_dir=LOG_DIR, env_file=ENV_FILE, live_config=LIVE_CONFIG, current=CURRENT)
 
     # The service user and its private places.
-    server.user(name=f"System user {USER}", user=USER, system=True, home=STATE_DIR, shell="/usr/sbin/nologin", create_home=False)
+    # server.user reads every account on the host (0.3 s of a 5 s no-op run); one getent
+    # answers whether there is anything for it to do.
+    if host.get_fact(Account, user=USER) != {"home": STATE_DIR, "shell": NOLOGIN}:
+        server.user(name=f"System user {USER}", user=USER, system=True, home=STATE_DIR, shell=NOLOGIN, create_home=False)
     files.directory(name=f"State directory {STATE_DIR}", path=STATE_DIR, user=USER, group=USER, mode="700")
     files.directory(name=f"Log directory {LOG_DIR}", path=LOG_DIR, user=USER, group=USER, mode="750")
     # Readable by the service's group only: the config references secrets, it does not hold them.
@@ -109,6 +124,7 @@ def openclaw(settings: HostSettings):
                     live_config=LIVE_CONFIG)
     files.put(
         name=f"Config {DESIRED_CONFIG}", src=io.StringIO(config), dest=DESIRED_CONFIG, user="root", group=USER, mode="640",
+        create_remote_dir=False,  # CONFIG_DIR, made above with its own owner and mode
     )
     switching = (host.get_fact(Link, path=CURRENT) or {}).get("link_target") != release
     desired = json.loads("".join(line for line in config.splitlines(keepends=True) if not line.lstrip().startswith("//")))

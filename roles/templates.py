@@ -1,16 +1,22 @@
 """Every file placed on a host comes from templates/<role>/; this is the one way in."""
 
+import posixpath
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra.operations import files
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# Directories every Debian/Ubuntu host has (base-files, apt, systemd, cron: the kit installs cron
+# before it writes there). Files placed in them skip pyinfra's parent-directory check, one SSH
+# round trip each on every run; other parents are still checked and created.
+SYSTEM_DIRS = {"/etc", "/etc/apt/apt.conf.d", "/etc/cron.d", "/etc/systemd/system", "/usr/local/sbin"}
 
 
 def template(*, name: str, role: str, src: str, dest: str, mode: str = "644", user: str = "root", group: str = "root", **data):
     # An explicit name keeps the template's data out of pyinfra's output (upstream issue #1896).
-    return files.template(name=name, src=str(TEMPLATES / role / src), dest=dest, mode=mode, user=user, group=group, **data)
+    return files.template(name=name, src=str(TEMPLATES / role / src), dest=dest, mode=mode, user=user, group=group,
+                          create_remote_dir=posixpath.dirname(dest) not in SYSTEM_DIRS, **data)
 
 
 def render(role: str, src: str, **data) -> str:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from roles.openclaw import ENV_FILE, LIVE_CONFIG, SERVICE, UNIT
+from roles.openclaw import ENV_FILE, LIVE_CONFIG, NOLOGIN, SERVICE, UNIT, USER
 from tests.integration.conftest import REPO, assert_drift_corrected, changed_hosts, deploy_json, ssh
 
 pytestmark = pytest.mark.sandbox
@@ -36,6 +36,9 @@ DRIFTS = {
     ),
     "secret file made 0644": (f"chmod 644 {ENV_FILE}", f"test $(stat -c %a {ENV_FILE}) = 600"),
     "service stopped": (f"systemctl stop {SERVICE}", f"systemctl is-active -q {SERVICE}"),
+    # The deploy checks the account with one getent instead of server.user's full read: a changed
+    # shell must still be seen.
+    "service user given a login shell": (f"usermod -s /bin/bash {USER}", f"test $(getent passwd {USER} | cut -d: -f7) = {NOLOGIN}"),
 }
 
 
