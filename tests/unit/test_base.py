@@ -8,6 +8,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from roles.base import RA_KEYS, SYSCTL, kernel_settings, sshd_dropin, sshd_install_command
 from roles.settings import SettingsError, validate_hosts
 from roles.templates import TEMPLATES
+from tests.unit.fake_host import one_problem
 
 ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64}
 GOOD = {
@@ -23,15 +24,6 @@ def settings(**data):
     return validate_hosts({"gw1": {**GOOD, **data}}, ENV)["gw1"]
 
 
-def one_problem(data: dict, setting: str) -> str:
-    with pytest.raises(SettingsError) as caught:
-        validate_hosts({"gw1": {**GOOD, **data}}, ENV)
-    found = caught.value.problems
-    assert len(found) == 1, found
-    assert found[0].startswith(f"host gw1: {setting} = "), found[0]
-    return found[0]
-
-
 # --- settings -------------------------------------------------------------------------------------
 
 
@@ -42,7 +34,7 @@ def test_base_defaults():
 
 
 def test_allow_users_must_include_the_deploy_user():
-    line = one_problem({"ssh_user": "deploy", "sshd_allow_users": ["alice", "bob"]}, "sshd_allow_users")
+    line = one_problem(GOOD, {"ssh_user": "deploy", "sshd_allow_users": ["alice", "bob"]}, "sshd_allow_users")
     assert "['alice', 'bob']" in line and "ssh_user 'deploy'" in line and "lock the deploy out" in line
 
 
@@ -72,7 +64,7 @@ def test_every_host_is_checked_against_its_own_ssh_user():
 @pytest.mark.parametrize("name", ["Alice", "al ice", "*", "ali*", "alice@203.0.113.7", "!root", "", "-x", "a" * 33])
 def test_allow_lists_take_plain_names_only(name):
     for setting in ("sshd_allow_users", "sshd_allow_groups"):
-        line = one_problem({setting: ["root", name]}, f"{setting}[1]")
+        line = one_problem(GOOD, {setting: ["root", name]}, f"{setting}[1]")
         assert repr(name) in line and "plain user or group name" in line
 
 
@@ -105,16 +97,16 @@ def test_no_root_login_with_a_non_root_deploy_user():
     ("unattended_reboot", "true"),
 ])
 def test_choices(setting, value):
-    assert repr(value) in one_problem({setting: value}, setting)
+    assert repr(value) in one_problem(GOOD, {setting: value}, setting)
 
 
 @pytest.mark.parametrize("time", ["4:00", "24:00", "04:60", "noon", "04:00:00"])
 def test_reboot_time_is_hh_mm(time):
-    assert "HH:MM" in one_problem({"unattended_reboot_time": time}, "unattended_reboot_time")
+    assert "HH:MM" in one_problem(GOOD, {"unattended_reboot_time": time}, "unattended_reboot_time")
 
 
 def test_unknown_base_setting_suggests_the_right_one():
-    assert "did you mean sshd_allow_users?" in one_problem({"sshd_allowusers": ["root"]}, "sshd_allowusers")
+    assert "did you mean sshd_allow_users?" in one_problem(GOOD, {"sshd_allowusers": ["root"]}, "sshd_allowusers")
 
 
 # --- kernel settings -----------------------------------------------------------------------------

@@ -17,7 +17,8 @@ import pytest
 
 from roles.fail2ban import ACTION, JAIL_FILE, NGINX_JAILS, REJECTED, activation_commands, config_files
 from roles.firewall import ruleset
-from roles.settings import HostSettings, SettingsError, validate_hosts
+from roles.settings import HostSettings, validate_hosts
+from tests.unit.fake_host import one_problem
 
 ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64}
 GOOD = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24", "2001:db8::/48"]}
@@ -239,14 +240,6 @@ def test_the_action_bans_and_unbans_in_the_kit_sets(tmp_path):
 # --- settings ------------------------------------------------------------------------------------
 
 
-def one_problem(data: dict, setting: str) -> str:
-    with pytest.raises(SettingsError) as caught:
-        validate_hosts({"gw1": {**GOOD, **data}}, ENV)
-    assert len(caught.value.problems) == 1, caught.value.problems
-    assert caught.value.problems[0].startswith(f"host gw1: {setting} = "), caught.value.problems[0]
-    return caught.value.problems[0]
-
-
 @pytest.mark.parametrize(("data", "setting", "rule"), [
     ({"fail2ban_bantime_seconds": 5}, "fail2ban_bantime_seconds", "greater than or equal to 10"),
     ({"fail2ban_bantime_seconds": -1}, "fail2ban_bantime_seconds", "greater than or equal to 10"),
@@ -258,7 +251,7 @@ def one_problem(data: dict, setting: str) -> str:
     ({"ssh_cidr": ["198.51.100.0/24"]}, "ssh_cidr", "did you mean ssh_cidrs?"),
 ])
 def test_fail2ban_settings_rules(data, setting, rule):
-    line = one_problem(data, setting)
+    line = one_problem(GOOD, data, setting)
     assert rule in line, line
 
 

@@ -18,8 +18,9 @@ from roles.firewall import (
     ruleset,
     script_data,
 )
-from roles.settings import HostSettings, SettingsError, validate_hosts
+from roles.settings import HostSettings, validate_hosts
 from roles.templates import render
+from tests.unit.fake_host import one_problem
 
 ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64}
 GOOD = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
@@ -228,14 +229,6 @@ def test_an_unknown_connection_is_refused():
 # --- settings ------------------------------------------------------------------------------------------
 
 
-def one_problem(data: dict, setting: str) -> str:
-    with pytest.raises(SettingsError) as caught:
-        validate_hosts({"gw1": {**GOOD, **data}}, ENV)
-    assert len(caught.value.problems) == 1, caught.value.problems
-    assert caught.value.problems[0].startswith(f"host gw1: {setting} = "), caught.value.problems[0]
-    return caught.value.problems[0]
-
-
 def test_firewall_defaults():
     s = settings()
     assert s.egress == "open" and s.egress_allowed_ports == []
@@ -250,4 +243,4 @@ def test_firewall_defaults():
     ({"public_interface": "eth0", "private_interface": "eth0", "private_cidrs": ["10.0.0.0/8"]}, "private_interface", "also the public_interface"),
 ])
 def test_firewall_settings_rules(data, setting, rule):
-    assert rule in one_problem(data, setting)
+    assert rule in one_problem(GOOD, data, setting)
