@@ -6,7 +6,7 @@ Full run, on a slot with no sandbox yet (e.g. OPENCLAW_SANDBOX_SLOT=3):
   1. fresh provision of one new host (packages through the sandbox's proxy);
   2. no-op re-run of deploy.py on that host, and its floor: a pyinfra run of `true` on it;
   3. no-op re-runs on 1, 4 and 8 hosts at once (the 7 extra hosts are deployed once, unmeasured);
-  4. the controller's peak memory (max RSS of the pyinfra process) for every run;
+  4. the controller's peak memory (max RSS of the pyinfra process) and CPU time for every run;
   5. operations (pyinfra's --json) and SSH commands and uploads (pyinfra's --debug) per no-op run.
 It brings the sandbox down at the end (--keep leaves it up).
 
@@ -60,6 +60,7 @@ class BenchError(Exception):
 @dataclass
 class Run:
     wall: float          # seconds
+    cpu: float           # CPU seconds of the pyinfra process (user + system): the controller's own work
     max_rss_mb: float    # peak resident memory of the pyinfra process (the controller)
     stdout: str
     stderr: str
@@ -78,7 +79,7 @@ def pyinfra(args: list[str], hosts: list[str], env: dict) -> Run:
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        run = Run(wall, usage.ru_maxrss / 1024, out.read(), err.read())  # ru_maxrss: KiB on Linux
+        run = Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out.read(), err.read())  # ru_maxrss: KiB
     if proc.returncode != 0:
         # The whole log, for the reason (pyinfra prints it per host, far from the end).
         log = Path(tempfile.mkstemp(prefix="bench-failed-run-", suffix=".log")[1])
@@ -123,6 +124,7 @@ def median_of(runs: list[Run]) -> dict:
     return {
         "wall_s": round(statistics.median(r.wall for r in runs), 2),
         "runs_s": [round(r.wall, 2) for r in runs],
+        "controller_cpu_s": round(statistics.median(r.cpu for r in runs), 2),
         "max_rss_mb": round(max(r.max_rss_mb for r in runs), 1),
         "load_1min": round(os.getloadavg()[0], 2),
     }
@@ -155,7 +157,8 @@ def settle(hosts: list[str], env: dict) -> tuple[dict | None, tuple[Run, dict]]:
     run, counts = deploy(hosts, env)
     if not counts["changes"]:
         return None, (run, counts)
-    setup = {"hosts": len(hosts), "wall_s": round(run.wall, 2), "max_rss_mb": round(run.max_rss_mb, 1), **counts}
+    setup = {"hosts": len(hosts), "wall_s": round(run.wall, 2), "controller_cpu_s": round(run.cpu, 2),
+             "max_rss_mb": round(run.max_rss_mb, 1), **counts}
     run, counts = deploy(hosts, env)
     if counts["changes"]:
         raise BenchError(f"the second deploy on {len(hosts)} host(s) still changed {counts['changes']} thing(s): not idempotent")
@@ -233,7 +236,8 @@ def finish(report: dict) -> dict:
 
 
 def table(report: dict) -> str:
-    rows = [("measurement", "hosts", "wall s (median)", "runs s", "ratio", "max RSS MB", "ops", "cmds/host", "uploads/host", "load")]
+    rows = [("measurement", "hosts", "wall s (median)", "runs s", "ratio", "controller CPU s", "max RSS MB", "ops", "cmds/host",
+             "uploads/host", "load")]
     labels = {"fresh_provision": "fresh provision", "floor_1": "floor: pyinfra exec -- true"}
     ratios = report.get("ratios", {})
     for key, r in report["results"].items():
@@ -241,7 +245,7 @@ def table(report: dict) -> str:
         ratio = ratios.get("noop_vs_floor") if key == "noop_1" else ratios.get(f"{key}_vs_1")
         rows.append((label, str(r["hosts"]), f"{r['wall_s']:.1f}", " ".join(f"{x:.1f}" for x in r.get("runs_s", [])),
                      "" if ratio is None else (f"{ratio:.2f}x floor" if key == "noop_1" else f"{ratio:.2f}x 1 host"),
-                     str(r.get("max_rss_mb", "")), str(r.get("operations", "")), str(r.get("commands_per_host", "")),
+                     str(r.get("controller_cpu_s", "")), str(r.get("max_rss_mb", "")), str(r.get("operations", "")), str(r.get("commands_per_host", "")),
                      str(r.get("uploads_per_host", "")), str(r.get("load_1min", ""))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
