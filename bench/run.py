@@ -6,7 +6,8 @@ Full run, on a slot with no sandbox yet (e.g. OPENCLAW_SANDBOX_SLOT=3):
   1. fresh provision of one new host (packages through the sandbox's proxy);
   2. no-op re-run of deploy.py on that host, and its floor: a pyinfra run of `true` on it;
   3. no-op re-runs on 1, 4 and 8 hosts at once (the 7 extra hosts are deployed once, unmeasured);
-  4. the controller's peak memory (max RSS of the pyinfra process) and CPU time for every run;
+  4. the controller's peak memory (max RSS of the pyinfra process) and CPU time for every run, and
+     how busy the whole machine was (the sandbox hosts share its cores);
   5. operations (pyinfra's --json) and SSH commands and uploads (pyinfra's --debug) per no-op run.
 It brings the sandbox down at the end (--keep leaves it up).
 
@@ -61,9 +62,20 @@ class BenchError(Exception):
 class Run:
     wall: float          # seconds
     cpu: float           # CPU seconds of the pyinfra process (user + system): the controller's own work
+    machine_busy: float  # share of the whole machine's CPU time that was busy during the run (0..1)
     max_rss_mb: float    # peak resident memory of the pyinfra process (the controller)
     stdout: str
     stderr: str
+
+
+def cpu_busy() -> float:
+    """CPU seconds the whole machine has spent busy since boot, all cores (/proc/stat, minus idle and iowait).
+
+    The sandbox hosts run on the controller's machine: with many hosts at once, their sshd and
+    commands compete with the controller for the same cores, and this shows when they are all busy.
+    """
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def pyinfra(args: list[str], hosts: list[str], env: dict) -> Run:
@@ -72,14 +84,15 @@ def pyinfra(args: list[str], hosts: list[str], env: dict) -> Run:
     # Files, not pipes: os.wait4 below must reap the child itself to get its rusage, and a full
     # pipe would block a child nobody reads.
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.monotonic()
+        started, busy_before = time.monotonic(), cpu_busy()
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.monotonic() - started
+        wall, busy = time.monotonic() - started, cpu_busy() - busy_before
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        run = Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out.read(), err.read())  # ru_maxrss: KiB
+        run = Run(wall, usage.ru_utime + usage.ru_stime, busy / (wall * os.cpu_count()), usage.ru_maxrss / 1024,  # ru_maxrss: KiB
+                  out.read(), err.read())
     if proc.returncode != 0:
         # The whole log, for the reason (pyinfra prints it per host, far from the end).
         log = Path(tempfile.mkstemp(prefix="bench-failed-run-", suffix=".log")[1])
@@ -125,6 +138,7 @@ def median_of(runs: list[Run]) -> dict:
         "wall_s": round(statistics.median(r.wall for r in runs), 2),
         "runs_s": [round(r.wall, 2) for r in runs],
         "controller_cpu_s": round(statistics.median(r.cpu for r in runs), 2),
+        "machine_busy": round(statistics.median(r.machine_busy for r in runs), 2),
         "max_rss_mb": round(max(r.max_rss_mb for r in runs), 1),
         "load_1min": round(os.getloadavg()[0], 2),
     }
@@ -158,7 +172,7 @@ def settle(hosts: list[str], env: dict) -> tuple[dict | None, tuple[Run, dict]]:
     if not counts["changes"]:
         return None, (run, counts)
     setup = {"hosts": len(hosts), "wall_s": round(run.wall, 2), "controller_cpu_s": round(run.cpu, 2),
-             "max_rss_mb": round(run.max_rss_mb, 1), **counts}
+             "machine_busy": round(run.machine_busy, 2), "max_rss_mb": round(run.max_rss_mb, 1), **counts}
     run, counts = deploy(hosts, env)
     if counts["changes"]:
         raise BenchError(f"the second deploy on {len(hosts)} host(s) still changed {counts['changes']} thing(s): not idempotent")
@@ -236,8 +250,8 @@ def finish(report: dict) -> dict:
 
 
 def table(report: dict) -> str:
-    rows = [("measurement", "hosts", "wall s (median)", "runs s", "ratio", "controller CPU s", "max RSS MB", "ops", "cmds/host",
-             "uploads/host", "load")]
+    rows = [("measurement", "hosts", "wall s (median)", "runs s", "ratio", "controller CPU s", "machine busy", "max RSS MB", "ops",
+             "cmds/host", "uploads/host", "load")]
     labels = {"fresh_provision": "fresh provision", "floor_1": "floor: pyinfra exec -- true"}
     ratios = report.get("ratios", {})
     for key, r in report["results"].items():
@@ -245,7 +259,8 @@ def table(report: dict) -> str:
         ratio = ratios.get("noop_vs_floor") if key == "noop_1" else ratios.get(f"{key}_vs_1")
         rows.append((label, str(r["hosts"]), f"{r['wall_s']:.1f}", " ".join(f"{x:.1f}" for x in r.get("runs_s", [])),
                      "" if ratio is None else (f"{ratio:.2f}x floor" if key == "noop_1" else f"{ratio:.2f}x 1 host"),
-                     str(r.get("controller_cpu_s", "")), str(r.get("max_rss_mb", "")), str(r.get("operations", "")), str(r.get("commands_per_host", "")),
+                     str(r.get("controller_cpu_s", "")), f"{r['machine_busy']:.0%}" if "machine_busy" in r else "",
+                     str(r.get("max_rss_mb", "")), str(r.get("operations", "")), str(r.get("commands_per_host", "")),
                      str(r.get("uploads_per_host", "")), str(r.get("load_1min", ""))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]

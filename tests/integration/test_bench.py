@@ -34,6 +34,7 @@ def test_quick_bench_reports_a_noop_run_and_its_floor(sandbox_state, kit_env, tm
         assert figure["wall_s"] > 0 and len(figure["runs_s"]) == 1
         assert 0 < figure["max_rss_mb"] < 4096
         assert 0 < figure["controller_cpu_s"] <= figure["wall_s"] * report["machine"]["cpus"]
+        assert 0 < figure["machine_busy"] <= 1
     # A no-op deploy asks the host much more than `true` does; the floor is one command (plus
     # whatever pyinfra runs to connect).
     assert 1 <= floor["commands_per_host"] < noop["commands_per_host"]
