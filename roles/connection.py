@@ -14,5 +14,6 @@ def send_without_delay(host: Host) -> None:
     """
     client = getattr(host.connector, "client", None)  # only pyinfra's SSH connector has one
     transport = client.get_transport() if client is not None else None
-    if transport is not None and transport.sock is not None and hasattr(transport.sock, "setsockopt"):
+    # A ProxyCommand transport talks through a pipe: no TCP socket of ours to tune.
+    if transport is not None and hasattr(transport.sock, "setsockopt"):
         transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -8,9 +8,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from roles.base import RA_KEYS, SYSCTL, kernel_settings, sshd_dropin, sshd_install_command
 from roles.settings import SettingsError, validate_hosts
 from roles.templates import TEMPLATES
-from tests.unit.fake_host import one_problem
+from tests.unit.fake_host import ENV, one_problem
 
-ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64}
 GOOD = {
     "ssh_user": "root",
     "domain": "gw.example.com",

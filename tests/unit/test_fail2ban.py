@@ -18,9 +18,8 @@ import pytest
 from roles.fail2ban import ACTION, JAIL_FILE, NGINX_JAILS, REJECTED, activation_commands, config_files
 from roles.firewall import ruleset
 from roles.settings import HostSettings, validate_hosts
-from tests.unit.fake_host import one_problem
+from tests.unit.fake_host import ENV, one_problem
 
-ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64}
 GOOD = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24", "2001:db8::/48"]}
 DEBIAN_ETC = Path("/etc/fail2ban")
 NO_FAIL2BAN = "fail2ban is not installed (apt-get install fail2ban; ./kit does): the real checks need it"

@@ -20,9 +20,8 @@ from roles.firewall import (
 )
 from roles.settings import HostSettings, validate_hosts
 from roles.templates import render
-from tests.unit.fake_host import one_problem
+from tests.unit.fake_host import ENV, one_problem
 
-ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64}
 GOOD = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
 
 COMBINATIONS = {

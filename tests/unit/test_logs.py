@@ -15,9 +15,8 @@ import pytest
 from roles import drift, logs
 from roles.settings import SettingsError, validate_hosts
 from roles.templates import render
-from tests.unit.fake_host import fake_inventory
+from tests.unit.fake_host import ENV, fake_inventory
 
-ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64}
 BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
 REPO = Path(__file__).resolve().parents[2]
 LOGROTATE = shutil.which("logrotate") or "/usr/sbin/logrotate"

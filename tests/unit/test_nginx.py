@@ -30,9 +30,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from roles import nginx as role
 from roles.nginx import REJECTED, WEBHOOK_PREFIXES, activation_commands, bootstrap_certificate, config_files
 from roles.settings import HostSettings, validate_hosts
-from tests.unit.fake_host import fake_inventory
+from tests.unit.fake_host import ENV, fake_inventory
 
-ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64}
 BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
 COMBINATIONS = {
     "defaults": {},

@@ -12,8 +12,8 @@ from roles import tls as role
 from roles.settings import HostSettings, SettingsError, validate_hosts
 from roles.templates import render
 from roles.tls import IssuedCertificate, issue_commands, needs_issuance, renewal_minute
+from tests.unit.fake_host import ENV
 
-ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64}
 BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
 NOW = datetime.datetime(2026, 11, 25, tzinfo=datetime.timezone.utc)
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from roles.openclaw import CLI, CONFIG_DIR, CURRENT, ENV_FILE, LIVE_CONFIG, LOG_DIR, SERVICE, STATE_DIR, USER
+from roles.openclaw import CLI, CONFIG_DIR, CURRENT, ENV_FILE, LIVE_CONFIG, LOG_DIR, NOLOGIN, SERVICE, STATE_DIR, USER
 from roles.secrets import env_file_content
 
 MAX_EXPOSURE = 3.0
@@ -15,7 +15,8 @@ MAX_EXPOSURE = 3.0
 def test_service_user_cannot_log_in(target):
     user = target.host.user(USER)
     assert user.exists
-    assert user.shell in ("/usr/sbin/nologin", "/bin/false")
+    # What the deploy enforces (it re-runs server.user when either differs).
+    assert (user.shell, user.home) == (NOLOGIN, STATE_DIR)
     assert user.uid < 1000, "a system user"
     assert "sudo" not in user.groups
 
