@@ -10,6 +10,10 @@ from roles.openclaw import CLI, CONFIG_DIR, CURRENT, ENV_FILE, LIVE_CONFIG, LOG_
 from roles.secrets import env_file_content
 
 MAX_EXPOSURE = 3.0
+CONFIG_VALIDATE = f"{CLI} config validate --json 2>/dev/null"
+SECURITY_AUDIT = f"{CLI} security audit --json 2>/dev/null"
+# Started early by conftest.py: they take seconds each.
+SLOW_COMMANDS = [SECURITY_AUDIT, CONFIG_VALIDATE]
 
 
 def test_service_user_cannot_log_in(target):
@@ -75,7 +79,7 @@ def test_unit_is_sandboxed(target):
 
 
 def test_config_validates_and_carries_the_settings(target):
-    assert json.loads(target.host.check_output(f"{CLI} config validate --json 2>/dev/null"))["valid"] is True
+    assert json.loads(target.output_of(CONFIG_VALIDATE))["valid"] is True
     live = json.loads(target.host.check_output(f"cat {LIVE_CONFIG}"))
     gateway = live["gateway"]
     assert gateway["bind"] == "loopback" and gateway["port"] == target.settings.gateway_port
@@ -86,6 +90,6 @@ def test_config_validates_and_carries_the_settings(target):
 
 
 def test_openclaw_security_audit_is_clean(target):
-    audit = json.loads(target.host.check_output(f"{CLI} security audit --json 2>/dev/null"))
+    audit = json.loads(target.output_of(SECURITY_AUDIT))
     problems = [(f["severity"], f["checkId"]) for f in audit["findings"] if f["severity"] in ("critical", "warn")]
     assert audit["summary"]["critical"] == 0 and audit["summary"]["warn"] == 0, problems
