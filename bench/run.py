@@ -8,12 +8,13 @@ Full run, on a slot with no sandbox yet (e.g. OPENCLAW_SANDBOX_SLOT=3):
   3. no-op re-runs on 1, 4 and 8 hosts at once (the 7 extra hosts are deployed once, unmeasured);
   4. the controller's peak memory (max RSS of the pyinfra process) and CPU time for every run, and
      how busy the whole machine was (the sandbox hosts share its cores);
-  5. operations (pyinfra's --json) and SSH commands and uploads (pyinfra's --debug) per no-op run.
+  5. operations (pyinfra's --json) and SSH commands and uploads (pyinfra's --debug) per no-op run;
+  6. how long every verify check takes on one host (`pytest tests/verify --limit HOST`).
 It brings the sandbox down at the end (--keep leaves it up).
 
 --reuse: use the slot's sandbox as it is (no fresh-provision figure); hosts it lacks are added and
 removed again at the end. --quick (CI): one host of the slot's sandbox (brought up, deployed and
-taken down again when there is none), the no-op run and the floor only.
+taken down again when there is none), the no-op run, the floor and verify only.
 
 Every run is a real `python -m pyinfra` subprocess, as a user would start it; wall times are the
 median of --repeat runs. Secrets come from the environment or .env, as for any deploy; nothing
@@ -42,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 INVENTORY = "inventories/sandbox.py"
 DEPLOY = "deploy.py"
 HOST_COUNTS = (1, 4, 8)
-TARGETS = {"noop_vs_floor": 4.0, "noop_8_vs_1": 2.5}
+TARGETS = {"noop_vs_floor": 4.0, "noop_8_vs_1": 2.5, "verify_s_per_host": 15.0}
 # Fresh hosts deployed at once while setting up the 8: on a loaded 2-core machine, 8 first starts of
 # OpenClaw at once overran the deploy's 90 s /healthz wait (its state migration timed out).
 SETUP_BATCH = 2
@@ -118,6 +119,22 @@ def deploy(hosts: list[str], env: dict, debug: bool = False) -> tuple[Run, dict]
 def floor(hosts: list[str], env: dict) -> Run:
     """The least a pyinfra run against these hosts costs: start, inventory, connect, one command."""
     return pyinfra([INVENTORY, "exec", "--", "true"], hosts, env)
+
+
+def measure_verify(host: str, env: dict, repeat: int) -> dict:
+    """Every verify check against one host, as a user runs them: a pytest process of its own."""
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/verify", "--inventory", INVENTORY, "--limit", host]
+    walls, passed = [], 0
+    for _ in range(repeat):
+        started = time.monotonic()
+        run = subprocess.run(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1200)
+        walls.append(time.monotonic() - started)
+        if run.returncode != 0:
+            tail = (run.stdout + run.stderr).strip().splitlines()[-5:]
+            raise BenchError(f"verify on {host} exited {run.returncode}:\n  " + "\n  ".join(tail))
+        passed = int(re.search(r"(\d+) passed", run.stdout).group(1))
+    return {"hosts": 1, "wall_s": round(statistics.median(walls), 2), "runs_s": [round(w, 2) for w in walls], "checks": passed,
+            "load_1min": round(os.getloadavg()[0], 2)}
 
 
 def ssh_traffic(run: Run, hosts: list[str]) -> dict:
@@ -214,6 +231,7 @@ def bench(quick: bool, reuse: bool, keep: bool, repeat: int) -> dict:
         results["noop_1"].update(ssh_traffic(deploy(one, env, debug=True)[0], one))
         results["floor_1"].update(ssh_traffic(pyinfra(["--debug", INVENTORY, "exec", "--", "true"], one, env), one))
         report["ratios"] = {"noop_vs_floor": round(results["noop_1"]["wall_s"] / results["floor_1"]["wall_s"], 2)}
+        results["verify_1"] = measure_verify(one[0], env, repeat)
 
         if not quick:
             sandbox.up(max(HOST_COUNTS + (hosts_before,)))
@@ -240,9 +258,11 @@ def bench(quick: bool, reuse: bool, keep: bool, repeat: int) -> dict:
 
 def finish(report: dict) -> dict:
     report["machine"]["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    ratios = report.setdefault("ratios", {})
-    report["targets"] = {name: {"limit": limit, "measured": ratios[name], "met": ratios[name] <= limit}
-                         for name, limit in TARGETS.items() if name in ratios}
+    measured = dict(report.setdefault("ratios", {}))
+    if "verify_1" in report["results"]:
+        measured["verify_s_per_host"] = report["results"]["verify_1"]["wall_s"]
+    report["targets"] = {name: {"limit": limit, "measured": measured[name], "met": measured[name] <= limit}
+                         for name, limit in TARGETS.items() if name in measured}
     return report
 
 
@@ -250,9 +270,9 @@ def finish(report: dict) -> dict:
 
 
 def table(report: dict) -> str:
-    rows = [("measurement", "hosts", "wall s (median)", "runs s", "ratio", "controller CPU s", "machine busy", "max RSS MB", "ops",
+    rows = [("measurement", "hosts", "wall s (median)", "runs s", "ratio", "controller CPU s", "machine busy", "max RSS MB", "ops/checks",
              "cmds/host", "uploads/host", "load")]
-    labels = {"fresh_provision": "fresh provision", "floor_1": "floor: pyinfra exec -- true"}
+    labels = {"fresh_provision": "fresh provision", "floor_1": "floor: pyinfra exec -- true", "verify_1": "verify: every check"}
     ratios = report.get("ratios", {})
     for key, r in report["results"].items():
         label = labels.get(key, "no-op re-run" if key.startswith("noop_") else "setup deploy (not a figure)")
@@ -260,7 +280,7 @@ def table(report: dict) -> str:
         rows.append((label, str(r["hosts"]), f"{r['wall_s']:.1f}", " ".join(f"{x:.1f}" for x in r.get("runs_s", [])),
                      "" if ratio is None else (f"{ratio:.2f}x floor" if key == "noop_1" else f"{ratio:.2f}x 1 host"),
                      str(r.get("controller_cpu_s", "")), f"{r['machine_busy']:.0%}" if "machine_busy" in r else "",
-                     str(r.get("max_rss_mb", "")), str(r.get("operations", "")), str(r.get("commands_per_host", "")),
+                     str(r.get("max_rss_mb", "")), str(r.get("operations", r.get("checks", ""))), str(r.get("commands_per_host", "")),
                      str(r.get("uploads_per_host", "")), str(r.get("load_1min", ""))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]

@@ -16,7 +16,7 @@ from tests.integration.conftest import REPO
 pytestmark = pytest.mark.sandbox
 
 
-def test_quick_bench_reports_a_noop_run_and_its_floor(sandbox_state, kit_env, tmp_path):
+def test_quick_bench_reports_a_noop_run_its_floor_and_verify(sandbox_state, kit_env, tmp_path):
     hosts_before = sandbox.load_state()["hosts"]
     out = tmp_path / "bench.json"
     # kit_env: the session's gateway token, so the bench's deploys change nothing the other tests set.
@@ -41,6 +41,10 @@ def test_quick_bench_reports_a_noop_run_and_its_floor(sandbox_state, kit_env, tm
     assert report["ratios"]["noop_vs_floor"] == pytest.approx(noop["wall_s"] / floor["wall_s"], abs=0.01)
     assert report["machine"]["cpus"] >= 1 and len(report["machine"]["load_at_start"]) == 3
 
-    assert "no-op re-run" in run.stdout and "floor: pyinfra exec -- true" in run.stdout
-    assert "target noop_vs_floor <= 4.0" in run.stdout
+    verify = report["results"]["verify_1"]
+    assert verify["hosts"] == 1 and verify["checks"] > 40 and verify["wall_s"] > 0 and len(verify["runs_s"]) == 1
+    assert report["targets"]["verify_s_per_host"]["measured"] == verify["wall_s"]
+
+    assert "no-op re-run" in run.stdout and "floor: pyinfra exec -- true" in run.stdout and "verify: every check" in run.stdout
+    assert "target noop_vs_floor <= 4.0" in run.stdout and "target verify_s_per_host <= 15.0" in run.stdout
     assert sandbox.load_state()["hosts"] == hosts_before
