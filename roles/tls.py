@@ -19,7 +19,8 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import FactBase, deploy
-from pyinfra.operations import files, server, systemd
+from pyinfra.facts.server import Command
+from pyinfra.operations import files, server
 
 from roles.base import install_missing
 from roles.logs import JOB
@@ -108,10 +109,15 @@ def tls(settings: HostSettings):
                   user="root", group="root", mode="644")
 
     # Exactly one renewal path: the kit's cron entry. Masked, not only disabled: a package upgrade
-    # re-enables a disabled timer.
-    mask = files.link(name="certbot.timer masked", path=CERTBOT_TIMER_MASK, target="/dev/null")
-    systemd.daemon_reload(name="systemd reloaded for the masked certbot.timer", _if=mask.did_change)
-    systemd.service(name="certbot.timer stopped", service="certbot.timer", running=False)
+    # re-enables a disabled timer. Stopped before the mask: a timer masked while it runs fails
+    # ("unit to trigger vanished") and leaves the whole system degraded.
+    timer = host.get_fact(Command, f"readlink {CERTBOT_TIMER_MASK}; systemctl is-failed certbot.timer || true").split()
+    if "/dev/null" not in timer:
+        server.shell(name="certbot.timer stopped, disabled and masked",
+                     commands=["systemctl disable --now certbot.timer", f"ln -sfn /dev/null {CERTBOT_TIMER_MASK}", "systemctl daemon-reload"])
+    elif "failed" in timer:
+        server.shell(name="certbot.timer's failed state cleared (masked while running by an earlier deploy)",
+                     commands=["systemctl reset-failed certbot.timer"])
 
     data = dict(renew_command=RENEW_COMMAND, reload_pending=RELOAD_PENDING, log_tag=LOG_TAG,
                 acme_ca_file=ACME_CA_FILE if settings.acme_ca_file else None)

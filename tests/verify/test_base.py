@@ -164,3 +164,10 @@ def test_password_logins_are_refused_from_here(target):
     attempt = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert attempt.returncode == 255
     assert "Permission denied (publickey)." in attempt.stderr, attempt.stderr
+
+
+def test_the_system_is_running_not_degraded(target):
+    # A failed unit anywhere (the kit's or not) makes it "degraded": monitoring then alerts on every host.
+    state = target.host.run("systemctl is-system-running").stdout.strip()
+    failed = target.host.run("systemctl list-units --failed --plain --no-legend").stdout.strip()
+    assert state == "running", f"systemctl is-system-running: {state}; failed units: {failed or 'none'}"
