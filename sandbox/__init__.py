@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
+import hashlib
 import ipaddress
 import json
 import os
@@ -50,8 +51,12 @@ PORTS = {"tinyproxy": 8888, "pebble": 14000, "pebble_mgmt": 15000,
          "challtestsrv_dns": 8053, "challtestsrv": 8055}
 PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3",
-    "iproute2", "ca-certificates",
+    "iproute2", "ca-certificates", "sudo",
 ]
+# The cached base image is named by its package list: a changed list builds a new one.
+BASE_IMAGE = f"{SUITE}-base-" + hashlib.sha256(",".join(PACKAGES).encode()).hexdigest()[:8]
+# The non-root user a cloud image comes with (passwordless sudo, the same SSH key as root).
+ADMIN_USER = "admin"
 # binary -> Debian package that provides it
 REQUIRED_BINARIES = {
     "systemd-nspawn": "systemd-container",
@@ -376,7 +381,7 @@ def debian_mirror() -> str:
 def _base_image() -> Path:
     """The cached debootstrap of bookworm, built once (about a minute)."""
     cache = cache_dir()
-    base = cache / f"{SUITE}-base"
+    base = cache / BASE_IMAGE
     if (base / "etc" / "os-release").exists():
         base.chmod(0o755)                                 # caches made by older versions were 0700
         return base
@@ -384,10 +389,10 @@ def _base_image() -> Path:
     with _locked(cache / ".lock"):
         if (base / "etc" / "os-release").exists():       # built meanwhile by someone else
             return base
-        for stale in cache.glob(f".{SUITE}-base.tmp-*"):   # an interrupted earlier build
+        for stale in cache.glob(f".{BASE_IMAGE}.tmp-*"):   # an interrupted earlier build
             _remove_tree(stale)
         mirror = debian_mirror()
-        tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{SUITE}-base.tmp-"))
+        tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{BASE_IMAGE}.tmp-"))
         log = cache / "debootstrap.log"
         try:
             with open(log, "wb") as out:
@@ -668,6 +673,7 @@ def _prepare_rootfs(name: str, address: str, base: Path) -> Path:
     auth = ssh_dir / "authorized_keys"
     auth.write_text(_paths()["key"].with_suffix(".pub").read_text())
     auth.chmod(0o600)
+    _add_admin_user(root)
 
     # Sorts before systemd's 80-container-host0.network, which would give a link-local address.
     netdir = etc / "systemd" / "network"
@@ -677,6 +683,22 @@ def _prepare_rootfs(name: str, address: str, base: Path) -> Path:
         f"Gateway={GATEWAY}\n")
     _run(["systemctl", "--root", str(root), "--quiet", "enable", "systemd-networkd.service"])
     return root
+
+
+def _add_admin_user(root: Path) -> None:
+    """ADMIN_USER with the sandbox's SSH key and passwordless sudo, as a cloud image has."""
+    _run(["useradd", "--root", str(root), "--create-home", "--shell", "/bin/bash", "--groups", "sudo", ADMIN_USER])
+    sudoers = root / "etc" / "sudoers.d" / f"90-{ADMIN_USER}"
+    sudoers.write_text(f"{ADMIN_USER} ALL=(ALL) NOPASSWD:ALL\n")
+    sudoers.chmod(0o440)
+    entry = next(line.split(":") for line in (root / "etc" / "passwd").read_text().splitlines() if line.startswith(f"{ADMIN_USER}:"))
+    uid, gid = int(entry[2]), int(entry[3])
+    ssh_dir = root / "home" / ADMIN_USER / ".ssh"
+    ssh_dir.mkdir(mode=0o700)
+    (ssh_dir / "authorized_keys").write_text(_paths()["key"].with_suffix(".pub").read_text())
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    for path in (ssh_dir, ssh_dir / "authorized_keys"):
+        os.chown(path, uid, gid)
 
 
 def _nspawn_marker(name: str) -> str:
@@ -801,6 +823,7 @@ def _save_state(hosts: list[dict], services: dict[str, int]) -> dict:
         "network": str(NETWORK),
         "gateway": GATEWAY,
         "ssh_user": "root",
+        "admin_user": ADMIN_USER,
         "ssh_key": str(p["key"]),
         "known_hosts": str(p["known_hosts"]),
         "proxy": f"http://{GATEWAY}:{PORTS['tinyproxy']}",

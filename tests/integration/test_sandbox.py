@@ -84,11 +84,11 @@ def test_state_describes_two_hosts_and_services(state):
 
 def test_hosts_answer_ssh_with_strict_host_key_checking(state, tmp_path):
     for host in state["hosts"]:
-        r = ssh(state, host, "hostname; systemctl is-system-running")
-        assert r.returncode in (0, 1), r.stderr     # is-system-running exits 1 when degraded
-        name, running = r.stdout.split()
+        r = ssh(state, host, "hostname; systemctl is-system-running --wait; systemctl list-units --failed --plain --no-legend")
+        assert r.returncode == 0, r.stderr
+        name, running, *failed = r.stdout.split("\n", 2)
         assert name == host["name"]
-        assert running in ("running", "degraded")
+        assert running == "running", f"failed units: {failed}"   # not degraded: a deployed host must not be either
 
     # The check really is strict: with an unrelated known_hosts entry, ssh refuses.
     other = tmp_path / "known_hosts"
@@ -101,6 +101,14 @@ def test_hosts_answer_ssh_with_strict_host_key_checking(state, tmp_path):
     r = ssh(state, sbx1, "true", known_hosts=str(other))
     assert r.returncode == 255
     assert "host key" in r.stderr.lower() or "identification has changed" in r.stderr.lower()
+
+
+def test_the_admin_user_logs_in_with_the_same_key_and_has_passwordless_sudo(state):
+    # As on a cloud image: the deploy can run as this user with _sudo (inventories/sandbox_admin.py).
+    for host in state["hosts"]:
+        r = ssh({**state, "ssh_user": state["admin_user"]}, host, "id -un; sudo -n id -u")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == [state["admin_user"], "0"]
 
 
 def test_hosts_have_their_own_identity(state):
@@ -246,7 +254,7 @@ def test_down_removes_everything(state):
     assert not (Path(sd) / "hosts").exists()
     # kept: the SSH key pair and the base image, so the next up is fast
     assert Path(state["ssh_key"]).exists()
-    assert (sandbox.cache_dir() / "bookworm-base" / "etc" / "os-release").exists()
+    assert (sandbox.cache_dir() / sandbox.BASE_IMAGE / "etc" / "os-release").exists()
 
     with pytest.raises(sandbox.SandboxError, match="not up"):
         sandbox.load_state()
