@@ -158,10 +158,41 @@ def test_gateway_port_closed_from_outside_open_on_loopback(gateway_stopped, sand
 
 
 def test_ssh_from_admin_addresses_and_ssh_cidrs(deployed, sandbox_state, sbx1, sbx2):
-    # The sandbox inventory puts its own network in ssh_cidrs (the fail2ban tests attack from
-    # sbx2); the unit tests show that SSH is closed to everyone else.
+    # The sandbox inventory puts its own network in ssh_cidrs (the fail2ban tests attack from sbx2).
     assert probe(sandbox_state, sbx2, sbx1, 22) == "open"
     assert new_ssh(sandbox_state, sbx1).returncode == 0
+
+
+@pytest.fixture
+def outsider(deployed, sandbox_state, sbx1):
+    """A network namespace on this machine, on the sandbox's bridge, with an address outside admin_cidrs
+    and ssh_cidrs (the whole bridge network): a stranger next to the host. sbx1 gets an on-link route
+    to it for the test, so its answers come straight back (nothing is routed through this machine)."""
+    namespace, outer, inner = f"{sandbox.BRIDGE}-out", f"vo-{sandbox.BRIDGE}", f"vi-{sandbox.BRIDGE}"
+    address, network = "198.51.100.7", "198.51.100.0/24"
+    subprocess.run(["ip", "netns", "del", namespace], capture_output=True)  # left by an interrupted run
+    setup = [["ip", "netns", "add", namespace],
+             ["ip", "link", "add", outer, "type", "veth", "peer", "name", inner, "netns", namespace],
+             ["ip", "link", "set", outer, "master", sandbox.BRIDGE, "up"],
+             ["ip", "-n", namespace, "link", "set", "lo", "up"],
+             ["ip", "-n", namespace, "addr", "add", f"{address}/24", "dev", inner],
+             ["ip", "-n", namespace, "link", "set", inner, "up"],
+             ["ip", "-n", namespace, "route", "add", str(sandbox.NETWORK), "dev", inner]]
+    try:
+        for command in setup:
+            subprocess.run(command, check=True, capture_output=True)
+        ssh(sandbox_state, sbx1, f"ip route add {network} dev host0")
+        yield lambda port: subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", PROBE.format(address=sbx1, port=port)],
+                                          capture_output=True, text=True, timeout=30).stdout.strip()
+    finally:
+        ssh(sandbox_state, sbx1, f"ip route del {network} dev host0", check=False)
+        subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+
+
+def test_ssh_is_dropped_for_an_address_outside_admin_cidrs_and_ssh_cidrs(outsider):
+    # Web ports answer the stranger: the path works both ways, so what SSH gets is the firewall's doing.
+    assert outsider(80) == "open"
+    assert outsider(22) == "timeout", "SSH must be dropped (no answer at all), not refused"
 
 
 def test_web_ports_open_to_the_world_over_ipv4_and_ipv6(deployed, sandbox_state, sbx1, sbx2):
