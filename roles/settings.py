@@ -36,6 +36,22 @@ LETSENCRYPT = {
     "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
 }
 SUPPORTED_SYSTEMS = {("Debian", 12), ("Ubuntu", 24)}
+# OpenClaw's webhook routes (their defaults in its docs, 2026.9.6) that `public_webhooks` can open
+# to the public side: hooks.path, Slack in HTTP mode, Google Chat, LINE, Feishu, Nextcloud Talk,
+# Synology Chat, SMS, the webhooks plugin (/plugins/webhooks/<name>). Telegram (long polling, as
+# the kit runs it), Slack in socket mode and WhatsApp need none.
+WEBHOOK_PATHS = {
+    "hooks": "/hooks",
+    "slack": "/slack/events",
+    "googlechat": "/googlechat",
+    "line": "/line/webhook",
+    "feishu": "/feishu/events",
+    "nextcloud-talk": "/nextcloud-talk-webhook",
+    "synology-chat": "/webhook/synology",
+    "sms": "/webhooks/sms",
+    "webhooks-plugin": "/plugins/webhooks",
+}
+Webhook = Literal[tuple(WEBHOOK_PATHS)]  # type: ignore[valid-type]
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _DOMAIN = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)+[a-z]{{2,63}}$")
@@ -254,6 +270,11 @@ class HostSettings(Strict):
     private_cidrs: list[Cidr] = []
     private_allowed_ports: list[Port] = []
     proxy: Annotated[str, AfterValidator(_proxy_url)] | None = None
+    # Public side of nginx: ACME on 80 and, on 443, only these webhook routes. The Control UI, the
+    # operator WebSocket and the HTTP API answer loopback (an SSH tunnel) and private_cidrs only, as
+    # OpenClaw's SECURITY.md asks ("no public reverse proxy"); the opt-in below adds admin_cidrs.
+    public_webhooks: list[Webhook] = []
+    dangerously_expose_control_ui_to_admin_cidrs: bool = False
     # A PEM bundle on the controller: the CA of a TLS-inspecting proxy, added to the hosts' trust store.
     proxy_ca_file: Annotated[str, AfterValidator(_pem_file)] | None = None
 
