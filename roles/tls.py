@@ -150,7 +150,7 @@ def tls(settings: HostSettings):
     # Exactly one renewal path: the kit's cron entry. Masked, not only disabled: a package upgrade
     # re-enables a disabled timer. Stopped before the mask: a timer masked while it runs fails
     # ("unit to trigger vanished") and leaves the whole system degraded.
-    timer = host.get_fact(Command, f"readlink {CERTBOT_TIMER_MASK}; systemctl is-failed certbot.timer || true").split()
+    timer = (host.get_fact(Command, f"readlink {CERTBOT_TIMER_MASK}; systemctl is-failed certbot.timer || true") or "").split()
     if "/dev/null" not in timer:
         server.shell(name="certbot.timer stopped, disabled and masked",
                      commands=["systemctl disable --now certbot.timer", f"ln -sfn /dev/null {CERTBOT_TIMER_MASK}", "systemctl daemon-reload"])
