@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +16,7 @@ from roles import tls as role
 from roles.settings import HostSettings, SettingsError, validate_hosts
 from roles.templates import render
 from roles.tls import AcmeAccount, IssuedCertificate, account_update_commands, issue_commands, needs_issuance, renewal_minute
-from tests.unit.fake_host import ENV
+from tests.unit.fake_host import ENV, FACTS, fake_inventory
 
 BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
 NOW = datetime.datetime(2026, 11, 25, tzinfo=datetime.timezone.utc)
@@ -169,3 +172,18 @@ def test_cron_runs_the_renewal_twice_a_day_as_root():
     # Through the job runner: the outcome lands in the audit log.
     assert entries == [f"7 3,15 * * * root /usr/local/sbin/openclaw-kit-job certificate-renewal -- {role.RENEW_COMMAND}"]
     assert cron.endswith("\n"), "cron ignores a last line without a newline"
+
+
+@pytest.mark.parametrize(("timer", "operations"), [
+    (None, ["tls | certbot.timer stopped, disabled and masked"]),
+    (["/dev/null", "failed"], ["tls | certbot.timer's failed state cleared (masked while running by an earlier deploy)"]),
+    (["/dev/null", "inactive"], []),
+], ids=["fresh host: stopped before the mask", "masked while running by an older kit", "masked"])
+def test_certbot_timer_is_stopped_before_it_is_masked_and_never_left_failed(tmp_path, timer, operations):
+    responses = {**FACTS, **({"systemctl is-failed certbot.timer": timer} if timer else {})}
+    (tmp_path / "inventory.py").write_text(fake_inventory(fake_responses=responses))
+    run = subprocess.run([sys.executable, "-m", "pyinfra", "-y", "--dry", "--json", str(tmp_path / "inventory.py"), "deploy.py"],
+                         cwd=Path(__file__).resolve().parents[2], env={**os.environ, **ENV}, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    names = [op["name"] for op in json.loads(run.stdout[run.stdout.index("{"):])["plan"]]
+    assert [name for name in names if "certbot.timer" in name] == operations
