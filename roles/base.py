@@ -13,13 +13,13 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import FactBase, deploy
-from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import File, Sha256File
 from pyinfra.facts.server import Arch, LinuxDistribution, Sysctl
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import files, server, systemd
 
-from roles.settings import HostSettings
-from roles.templates import render, template
+from openclaw_kit.packages import install_missing, installed_packages
+from openclaw_kit.settings import HostSettings
+from openclaw_kit.templates import render, template
 
 APT_PROXY = "/etc/apt/apt.conf.d/80openclaw-kit-proxy"
 PROXY_CA = "/usr/local/share/ca-certificates/openclaw-kit-proxy.crt"
@@ -205,7 +205,7 @@ SSHD_RELOAD = (
 )
 
 
-@deploy("Base host")
+@deploy("base")
 def base(settings: HostSettings):
     if settings.hostname:
         server.hostname(name=f"Set hostname {settings.hostname}", hostname=settings.hostname)
@@ -215,7 +215,7 @@ def base(settings: HostSettings):
     else:
         files.file(name="No apt proxy", path=APT_PROXY, present=False)
 
-    installed = host.get_fact(DebPackages)
+    installed = installed_packages()
     time_daemons = [name for name in OTHER_TIME_DAEMONS if name in installed]
     install_missing(PACKAGES + ([] if time_daemons else ["systemd-timesyncd"]))
 
@@ -288,18 +288,3 @@ def _sshd(settings: HostSettings) -> None:
         commands=[sshd_install_command(port=settings.sshd_port, ssh_user=host.data.get("ssh_user"), allow_groups=settings.sshd_allow_groups)],
     )
     server.shell(name="Reload sshd for its new drop-in", commands=[SSHD_RELOAD], _if=install_op.did_change)
-
-
-# Host name -> the packages installed when this run began. Every role reads the list while the deploy
-# is prepared, before any operation runs, so one `dpkg -l` per host serves them all.
-INSTALLED_AT_START: dict[str, dict] = {}
-
-
-def install_missing(packages: list[str]) -> None:
-    """Install what is missing; refresh the package lists only when something is (a no-op run stays one)."""
-    if host.name not in INSTALLED_AT_START:
-        INSTALLED_AT_START[host.name] = host.get_fact(DebPackages)
-    installed = INSTALLED_AT_START[host.name]
-    missing = [name for name in packages if name not in installed]
-    if missing:
-        apt.packages(name=f"Install {' '.join(missing)}", packages=missing, update=True)

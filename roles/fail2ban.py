@@ -20,11 +20,11 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files, server, systemd
 
-from roles.base import install_missing
-from roles.firewall import TABLE
+from openclaw_kit.packages import install_missing
+from openclaw_kit.settings import HostSettings
+from openclaw_kit.templates import render
+from roles.firewall.nftables import TABLE
 from roles.nginx import ACCESS_LOG_NAME, LOG_DIR
-from roles.settings import HostSettings
-from roles.templates import render
 
 ETC = "/etc/fail2ban"
 CANDIDATE_DIR = "/var/lib/openclaw-kit/fail2ban/candidate"  # the kit's files, mirroring ETC, before the check

@@ -15,10 +15,10 @@ from pyinfra import host
 from pyinfra.api import FactBase, deploy
 from pyinfra.operations import files, server, systemd
 
-from roles.base import install_missing
+from openclaw_kit.packages import install_missing
+from openclaw_kit.settings import HostSettings
+from openclaw_kit.templates import template
 from roles.openclaw import CLI, ENV_FILE, LOG_FILE, USER
-from roles.settings import HostSettings
-from roles.templates import template
 
 KIT_LOG_DIR = "/var/log/openclaw-kit"
 AUDIT_DIR = f"{KIT_LOG_DIR}/audit"

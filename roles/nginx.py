@@ -26,10 +26,10 @@ from pyinfra.facts.files import File, Link, Sha256File
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from roles.base import install_missing
-from roles.secrets import Secret, private_file
-from roles.settings import HostSettings
-from roles.templates import render
+from openclaw_kit.packages import install_missing
+from openclaw_kit.secrets import Secret, private_file
+from openclaw_kit.settings import HostSettings
+from openclaw_kit.templates import render
 
 ETC = "/etc/nginx"
 LIVE_DIR = f"{ETC}/openclaw-kit"  # the kit's servers

@@ -22,10 +22,11 @@ from pyinfra.facts.server import Arch
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from roles.base import install_missing
-from roles.secrets import secret_file
-from roles.settings import HostSettings, SettingsError
-from roles.templates import render, template
+from openclaw_kit.errors import ControllerError, SettingsError
+from openclaw_kit.packages import install_missing
+from openclaw_kit.secrets import secret_file
+from openclaw_kit.settings import HostSettings
+from openclaw_kit.templates import render, template
 
 USER = "openclaw"
 NOLOGIN = "/usr/sbin/nologin"
@@ -72,7 +73,7 @@ class Account(FactBase):
         return {"home": fields[5], "shell": fields[6]} if len(fields) == 7 else None
 
 
-@deploy("OpenClaw gateway")
+@deploy("openclaw")
 def openclaw(settings: HostSettings):
     refuse_plugin_channels(host.name, settings)
     arch = ARCHES.get(host.get_fact(Arch))
@@ -180,7 +181,7 @@ def install_node(settings: HostSettings, arch: str | None, node_dir: str) -> Non
     if host.get_fact(File, path=f"{node_dir}/bin/node"):
         return
     if arch is None:
-        raise SettingsError([f"host {host.name}: architecture = {host.get_fact(Arch)!r}: the kit installs Node.js for x86_64 and aarch64 only"])
+        raise ControllerError([f"host {host.name}: architecture = {host.get_fact(Arch)!r}: the kit installs Node.js for x86_64 and aarch64 only"])
     sha256 = settings.node_sha256 or NODE_SHA256.get((settings.node_source, settings.node_version, arch))
     if not sha256:
         raise SettingsError([f"host {host.name}: node_sha256 = None: no pinned checksum is known for Node.js {settings.node_version} "
@@ -225,11 +226,11 @@ def npm_pack(spec: str, sha256: str) -> Path:
     if not tarball.is_file() or _sha256(tarball) != sha256:
         run = subprocess.run(["npm", "pack", "--silent", "--pack-destination", str(CACHE), spec], capture_output=True, text=True)
         if run.returncode != 0:
-            raise SettingsError([f"controller: npm pack {spec} failed: {run.stderr.strip()[-500:]}"])
+            raise ControllerError([f"controller: npm pack {spec} failed: {run.stderr.strip()[-500:]}"])
     if _sha256(tarball) != sha256:
         actual = _sha256(tarball)
         tarball.unlink()
-        raise SettingsError([f"controller: {spec} has sha256 {actual}, not the pinned {sha256}: refusing it"])
+        raise ControllerError([f"controller: {spec} has sha256 {actual}, not the pinned {sha256}: refusing it"])
     _packed[spec] = tarball
     return tarball
 

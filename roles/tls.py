@@ -21,11 +21,11 @@ from pyinfra import host
 from pyinfra.api import FactBase, deploy
 from pyinfra.operations import files, server, systemd
 
-from roles.base import install_missing
+from openclaw_kit.packages import install_missing
+from openclaw_kit.settings import HostSettings
+from openclaw_kit.templates import template
 from roles.logs import JOB
 from roles.nginx import ACME_WEBROOT, CURRENT, LETSENCRYPT_LIVE, TLS_DIR
-from roles.settings import HostSettings
-from roles.templates import template
 
 ACME_CA_FILE = f"{TLS_DIR}/acme-ca.pem"
 RENEW_COMMAND = "/usr/local/sbin/openclaw-kit-renew-certificates"

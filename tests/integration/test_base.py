@@ -13,9 +13,9 @@ from tests.integration.conftest import REPO, changed_hosts, deploy_json, run_pyi
 
 pytestmark = pytest.mark.sandbox
 
-SSHD_STEP = f"Base host | sshd drop-in: check it with sshd -t, then put it in place at {SSHD_DROPIN}"
-RELOAD = "Base host | Reload sshd for its new drop-in"
-APPLY_SYSCTL = "Base host | Apply the kernel settings"
+SSHD_STEP = f"base | sshd drop-in: check it with sshd -t, then put it in place at {SSHD_DROPIN}"
+RELOAD = "base | Reload sshd for its new drop-in"
+APPLY_SYSCTL = "base | Apply the kernel settings"
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_a_deleted_sshd_dropin_comes_back(deployed, sandbox_state, kit_env, addr
     ssh(sandbox_state, first, f"rm {SSHD_DROPIN}")
     assert "passwordauthentication yes" in sshd_effective(sandbox_state, first).splitlines()
     changed = changed_hosts(deploy_json(kit_env))
-    assert changed == {"Base host | sshd drop-in: upload the candidate": [first], SSHD_STEP: [first], RELOAD: [first]}
+    assert changed == {"base | sshd drop-in: upload the candidate": [first], SSHD_STEP: [first], RELOAD: [first]}
     assert "passwordauthentication no" in sshd_effective(sandbox_state, first).splitlines()
     assert ssh(sandbox_state, first, f"stat -c '%a %U %G' {SSHD_DROPIN}").stdout.split() == ["644", "root", "root"]
 

@@ -13,9 +13,9 @@ import time
 import pytest
 
 from roles.fail2ban import ETC, JAIL_FILE, NGINX_JAILS, REJECTED
-from roles.firewall import APPLY, DESIRED, TABLE
-from tests.integration.test_firewall import PROBE
+from roles.firewall.nftables import APPLY, DESIRED, TABLE
 from tests.integration.conftest import REPO, changed_hosts, deploy_json, run_pyinfra, ssh
+from tests.integration.test_firewall import PROBE
 
 pytestmark = pytest.mark.sandbox
 

@@ -11,13 +11,13 @@ import time
 import pytest
 
 import sandbox
-from roles.firewall import APPLY, DESIRED, FINGERPRINT, MARKER, PERSISTED, ROLLBACK_UNIT, TABLE
+from roles.firewall.nftables import APPLY, DESIRED, FINGERPRINT, MARKER, PERSISTED, ROLLBACK_UNIT, TABLE
 from tests.integration.conftest import REPO, changed_hosts, deploy_json, run_pyinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 
-LOAD = "Firewall | Load the firewall ruleset (rolled back in 45 s unless confirmed)"
-CONFIRM = "Firewall | Confirm the firewall over a new SSH connection"
+LOAD = "firewall | Load the firewall ruleset (rolled back in 45 s unless confirmed)"
+CONFIRM = "firewall | Confirm the firewall over a new SSH connection"
 
 # A listener that answers every connection and exits after 120 s without one (never left behind).
 LISTENER = """
@@ -186,7 +186,7 @@ def test_second_run_changes_nothing_in_the_firewall(deployed, kit_env):
     started = time.monotonic()
     second = deploy_json(kit_env)
     elapsed = time.monotonic() - started
-    changed = {name: hosts for name, hosts in changed_hosts(second).items() if name.startswith("Firewall |")}
+    changed = {name: hosts for name, hosts in changed_hosts(second).items() if name.startswith("firewall |")}
     assert changed == {}
     assert second["results"]["totals"]["error"] == 0
     print(f"no-op deploy.py run: {elapsed:.1f} s")

@@ -71,6 +71,6 @@ def test_config_openclaw_rejects_never_goes_live(deployed, sandbox_state, kit_en
 
     # The real kit puts the desired file back; the live config never changed, so no restart.
     rerun = changed_hosts(deploy_json(kit_env))
-    assert "OpenClaw gateway | Config /etc/openclaw/openclaw.json" in rerun
-    assert "OpenClaw gateway | Restart openclaw-gateway for its new code, config or secrets" not in rerun
+    assert "openclaw | Config /etc/openclaw/openclaw.json" in rerun
+    assert "openclaw | Restart openclaw-gateway for its new code, config or secrets" not in rerun
     assert healthy(sandbox_state, deployed)

@@ -5,9 +5,9 @@ import re
 import pytest
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from openclaw_kit.settings import SettingsError, validate_hosts
+from openclaw_kit.templates import TEMPLATES
 from roles.base import RA_KEYS, SYSCTL, kernel_settings, sshd_dropin, sshd_install_command
-from roles.settings import SettingsError, validate_hosts
-from roles.templates import TEMPLATES
 from tests.unit.fake_host import ENV, one_problem
 
 GOOD = {

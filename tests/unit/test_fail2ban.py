@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from openclaw_kit.settings import HostSettings, validate_hosts
 from roles.fail2ban import ACTION, JAIL_FILE, NGINX_JAILS, REJECTED, activation_commands, config_files
-from roles.firewall import ruleset
-from roles.settings import HostSettings, validate_hosts
+from roles.firewall.nftables import ruleset
 from tests.unit.fake_host import ENV, one_problem
 
 GOOD = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24", "2001:db8::/48"]}

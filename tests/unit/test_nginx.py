@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from openclaw_kit.settings import HostSettings, validate_hosts
 from roles import nginx as role
 from roles.nginx import REJECTED, WEBHOOK_PREFIXES, activation_commands, bootstrap_certificate, config_files
-from roles.settings import HostSettings, validate_hosts
 from tests.unit.fake_host import ENV, fake_inventory
 
 BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
@@ -474,7 +474,7 @@ NGINX_ONLY = """
 from pyinfra import host, inventory
 
 from roles.nginx import nginx
-from roles.settings import settings_for
+from openclaw_kit.settings import settings_for
 
 nginx(settings_for(host, inventory))
 """

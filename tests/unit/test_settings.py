@@ -2,7 +2,8 @@
 
 import pytest
 
-from roles.settings import HostSettings, SettingsError, System, validate_hosts
+from openclaw_kit.platform import System
+from openclaw_kit.settings import HostSettings, SettingsError, validate_hosts
 
 TOKEN = "t" * 64
 ENV = {"OPENCLAW_GATEWAY_TOKEN": TOKEN, "TELEGRAM_BOT_TOKEN": "123456:telegram-sentinel", "SLACK_BOT": "b" * 40, "SLACK_APP": "a" * 40}

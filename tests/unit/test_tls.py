@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
+from openclaw_kit.settings import HostSettings, SettingsError, validate_hosts
+from openclaw_kit.templates import render
 from roles import tls as role
-from roles.settings import HostSettings, SettingsError, validate_hosts
-from roles.templates import render
 from roles.tls import IssuedCertificate, issue_commands, needs_issuance, renewal_minute
 from tests.unit.fake_host import ENV
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from roles.secrets import controller_env
-from roles.settings import HostSettings, validate_hosts
+from openclaw_kit.secrets import controller_env
+from openclaw_kit.settings import HostSettings, validate_hosts
 
 
 def pytest_addoption(parser):

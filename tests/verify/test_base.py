@@ -7,7 +7,18 @@ import subprocess
 
 import pytest
 
-from roles.base import APT_PROXY, APT_TIMERS, OTHER_TIME_DAEMONS, SSHD_CANDIDATE, SSHD_DROPIN, SSHD_PREVIOUS, SYSCTL, SYSCTL_FILE, UNATTENDED_UPGRADES, kernel_settings
+from roles.base import (
+    APT_PROXY,
+    APT_TIMERS,
+    OTHER_TIME_DAEMONS,
+    SSHD_CANDIDATE,
+    SSHD_DROPIN,
+    SSHD_PREVIOUS,
+    SYSCTL,
+    SYSCTL_FILE,
+    UNATTENDED_UPGRADES,
+    kernel_settings,
+)
 
 
 def as_root(target, command: str) -> str:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from roles.fail2ban import ACTION, ETC, NGINX_JAILS, config_files
-from roles.firewall import TABLE
+from roles.firewall.nftables import TABLE
 
 JAILS = ["sshd", *[jail["name"] for jail in NGINX_JAILS]]
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from openclaw_kit.secrets import env_file_content
 from roles.openclaw import CLI, CONFIG_DIR, CURRENT, ENV_FILE, LIVE_CONFIG, LOG_DIR, NOLOGIN, SERVICE, STATE_DIR, USER
-from roles.secrets import env_file_content
 
 MAX_EXPOSURE = 3.0
 

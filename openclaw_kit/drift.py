@@ -1,6 +1,6 @@
 """Drift report: what a deploy would change, per host, without changing anything.
 
-    python -m roles.drift inventories/prod.py
+    ./kit drift inventories/prod.py      (or: python -m openclaw_kit.drift inventories/prod.py)
 
 Runs `pyinfra --dry --json` (facts are read, nothing is executed; not with -y, which turns
 pyinfra's change detection off and would report every host as converged), prints every operation that
@@ -85,7 +85,7 @@ def summary_at_exit() -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: python -m roles.drift INVENTORY", file=sys.stderr)
+        print("usage: python -m openclaw_kit.drift INVENTORY", file=sys.stderr)
         return 2
     run = subprocess.run([sys.executable, "-m", "pyinfra", "--dry", "--json", str(Path(argv[0]).resolve()), "deploy.py"],
                          cwd=REPO, capture_output=True, text=True)

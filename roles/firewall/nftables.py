@@ -1,10 +1,7 @@
-"""Role firewall: one nftables table of the kit's own, applied atomically, lockout-proof.
+"""The firewall on nftables: the table `inet openclaw_kit`, applied by a script with a rollback timer.
 
-The ruleset is rendered from settings into one file holding the whole table `inet openclaw_kit`;
-other tables (container runtimes, a hand-made one) are never touched. Two guards keep the admin
-in: before any change the deploy refuses when its own SSH connection would not be allowed by the
-new rules, and a new ruleset is loaded with an automatic rollback (templates/firewall/
-openclaw-kit-firewall-apply.j2) that only a NEW SSH connection from the controller disarms.
+templates/firewall/openclaw-kit-firewall-apply.j2 loads a ruleset and arms a rollback that only
+`--confirm` (run over a new SSH connection, openclaw_kit.ssh_confirm) disarms.
 """
 
 from __future__ import annotations
@@ -12,19 +9,17 @@ from __future__ import annotations
 import hashlib
 import io
 import ipaddress
-import time
 from urllib.parse import urlsplit
 
-from pyinfra import host, logger
-from pyinfra.api import FactBase, StringCommand, deploy
-from pyinfra.api.arguments import auth_argument_meta
-from pyinfra.api.exceptions import ConnectError
+from pyinfra import host
+from pyinfra.api import FactBase
 from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.operations import files, python, server, systemd
 
-from roles.base import install_missing
-from roles.settings import HostSettings, SettingsError
-from roles.templates import render, template
+from openclaw_kit.packages import install_missing
+from openclaw_kit.settings import HostSettings
+from openclaw_kit.ssh_confirm import confirm_over_new_connection
+from openclaw_kit.templates import render, template
 
 TABLE = "openclaw_kit"
 APPLY = "/usr/local/sbin/openclaw-kit-firewall-apply"
@@ -45,9 +40,7 @@ CONFIRM_SECONDS = 45  # the new ruleset's probation: no confirmation by then, an
 PACKAGES = ["nftables"]
 
 
-@deploy("Firewall")
-def firewall(settings: HostSettings):
-    refuse_lockout(settings)
+def apply(settings: HostSettings):
     install_missing(PACKAGES)
 
     files.directory(name=f"Firewall state directory {STATE_DIR}", path=STATE_DIR, mode="700")
@@ -73,7 +66,8 @@ def firewall(settings: HostSettings):
             commands=[f"{APPLY} --timeout {CONFIRM_SECONDS} {DESIRED}"],
         )
         if issubclass(host.connector_cls, SSHConnector):
-            python.call(name="Confirm the firewall over a new SSH connection", function=confirm_over_new_connection)
+            python.call(name="Confirm the firewall over a new SSH connection", function=confirm_over_new_connection,
+                        confirm_command=f"{APPLY} --confirm", probation_seconds=CONFIRM_SECONDS)
         else:
             # local, docker, ...: no SSH connection a firewall could cut.
             server.shell(name="Confirm the firewall", commands=[f"{APPLY} --confirm"])
@@ -155,99 +149,3 @@ def in_sync(status: dict | None, rules: str) -> bool:
         return False  # no nft yet
     sha = hashlib.sha256(rules.encode()).hexdigest()
     return status.get("persisted") == sha and status.get("marker") == f"{sha} {status.get('live')}"
-
-
-# --- lockout guard 1: refuse rules that would not admit this very deploy ---------------------------
-
-
-class SshConnection(FactBase):
-    """(client address, server port) of the deploy's own SSH connection, from $SSH_CONNECTION; None without one."""
-
-    def command(self) -> str:
-        return 'echo "${SSH_CONNECTION:-}"'
-
-    def process(self, output) -> tuple[str, int] | None:
-        words = " ".join(output).split()
-        if len(words) != 4 or not words[3].isdigit():
-            return None
-        return words[0], int(words[3])
-
-
-def lockout_problem(settings: HostSettings, connection: tuple[str, int] | None) -> str | None:
-    """Why the new firewall would cut this deploy's way in (one line), or None."""
-    if connection is None:
-        return ("cannot tell which address this deploy's SSH connection comes from ($SSH_CONNECTION is empty), "
-                "so the firewall cannot be shown not to lock it out")
-    address, port = connection
-    try:
-        client = ipaddress.ip_address(address.split("%")[0])
-    except ValueError:
-        return f"$SSH_CONNECTION names {address!r}, not an IP address"
-    if isinstance(client, ipaddress.IPv6Address) and client.ipv4_mapped:
-        client = client.ipv4_mapped
-    if not any(client in ipaddress.ip_network(cidr) for cidr in settings.admin_cidrs):
-        return (f"this deploy connects from {client}, which is not in admin_cidrs = {settings.admin_cidrs}: "
-                f"the firewall would lock it out (add {client} to admin_cidrs, or deploy from an admin network)")
-    if port != settings.sshd_port:
-        return (f"this deploy connects to SSH port {port}, but sshd_port = {settings.sshd_port} is the only SSH port "
-                "the firewall opens: it would lock the deploy out")
-    return None
-
-
-def refuse_lockout(settings: HostSettings) -> None:
-    # Runs while pyinfra prepares every host, before anything executes: one refusal, zero changes.
-    if not issubclass(host.connector_cls, SSHConnector):
-        return
-    # Without sudo: sudo's env_reset drops SSH_CONNECTION.
-    problem = lockout_problem(settings, host.get_fact(SshConnection, _sudo=False))
-    if problem:
-        raise SettingsError([f"host {host.name}: admin_cidrs: {problem}"])
-
-
-# --- lockout guard 2: confirm over a new connection, or let the host roll back --------------------
-
-
-def confirm_over_new_connection(state, host) -> bool:
-    """Disarm the rollback over a NEW SSH connection; without one, wait for the rollback and fail."""
-    started = time.monotonic()
-    error = "no attempt"
-    # Leave the last attempt (pyinfra's connect timeout) time to finish before the host's timer fires.
-    while time.monotonic() - started < CONFIRM_SECONDS - state.config.CONNECT_TIMEOUT - 5:
-        ok, error = _run_over_new_connection(state, host, f"{APPLY} --confirm")
-        if ok:
-            return True
-        if "nothing to confirm" in error:
-            break  # the host already rolled back
-        time.sleep(2)
-    # The rollback fires CONFIRM_SECONDS after the load, which ended just before this call.
-    time.sleep(max(0.0, CONFIRM_SECONDS + 5 - (time.monotonic() - started)))
-    reachable, _ = _run_over_new_connection(state, host, "true")
-    host.log_styled(
-        f"the new firewall ruleset was NOT kept: no new SSH connection could confirm it within {CONFIRM_SECONDS} s "
-        f"(last error: {error.strip().splitlines()[-1] if error.strip() else 'none'}). The host restored its previous "
-        f"kit table by itself; a new SSH connection now {'works again' if reachable else 'STILL FAILS'}. "
-        f"Nothing was persisted. Check admin_cidrs, sshd_port and public_interface.",
-        fg="red", log_func=logger.error,
-    )
-    return False
-
-
-def _run_over_new_connection(state, host, command: str) -> tuple[bool, str]:
-    """Run command over a fresh SSH connection made from the host's inventory data, as pyinfra makes its own."""
-    connector = host.connector_cls(state, host)
-    connector.data = {**connector.data, "ssh_connect_retries": 0}
-    # The deploy's own sudo/su settings (inventory, else command line), so the command runs as its commands do.
-    auth = {key: host.data.get(key, meta.default(state.config)) for key, meta in auth_argument_meta.items()}
-    try:
-        connector.connect()
-    except ConnectError as connect_error:
-        return False, str(connect_error)
-    try:
-        ok, output = connector.run_shell_command(StringCommand(command), print_output=False, print_input=False,
-                                                 _timeout=30, **auth)
-        return ok, output.stderr
-    except Exception as run_error:  # a connection that dies mid-command
-        return False, str(run_error)
-    finally:
-        if connector.client is not None:
-            connector.client.close()
