@@ -1,6 +1,7 @@
 """Every file placed on a host comes from templates/<role>/; this is the one way in."""
 
 import posixpath
+import shlex
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -21,5 +22,7 @@ def template(*, name: str, role: str, src: str, dest: str, mode: str = "644", us
 
 def render(role: str, src: str, **data) -> str:
     """A template rendered on the controller, for content the kit must compare or validate itself."""
-    environment = Environment(loader=FileSystemLoader(TEMPLATES / role), undefined=StrictUndefined, keep_trailing_newline=True)
+    environment = Environment(loader=FileSystemLoader(TEMPLATES / role), undefined=StrictUndefined, keep_trailing_newline=True,
+                              trim_blocks=src.endswith(".sh.j2"), lstrip_blocks=src.endswith(".sh.j2"))
+    environment.filters["quote"] = shlex.quote  # for shell scripts
     return environment.get_template(src).render(**data)

@@ -9,8 +9,6 @@ running gateway. After a restart the deploy waits for /healthz.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import shlex
 import subprocess
 from pathlib import Path
@@ -23,6 +21,8 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from openclaw_kit.errors import ControllerError, SettingsError
+from openclaw_kit import jsonconfig
+from openclaw_kit.operations import checked_config, promote_files
 from openclaw_kit.packages import install_missing
 from openclaw_kit.secrets import secret_file
 from openclaw_kit.settings import HostSettings
@@ -36,7 +36,9 @@ LOG_DIR = "/var/log/openclaw"
 LOG_FILE = f"{LOG_DIR}/gateway.log"
 CONFIG_DIR = "/etc/openclaw"
 ENV_FILE = f"{CONFIG_DIR}/gateway.env"
-DESIRED_CONFIG = f"{CONFIG_DIR}/openclaw.json"  # rendered from settings, validated before promotion
+DESIRED_NAME = "openclaw.json"
+DESIRED_CONFIG = f"{CONFIG_DIR}/{DESIRED_NAME}"  # rendered from settings, validated before promotion
+CONFIG_CANDIDATE_DIR = "/var/lib/openclaw-kit/openclaw-config-candidate"
 LIVE_CONFIG = f"{STATE_DIR}/openclaw.json"  # what the gateway reads; 0600, as OpenClaw expects
 PREFIX = "/opt/openclaw"
 CURRENT = f"{PREFIX}/current"
@@ -118,28 +120,25 @@ def openclaw(settings: HostSettings):
             ],
         )
     template(name=f"CLI wrapper {CLI}", role="openclaw", src="openclaw-kit-cli.j2", dest=CLI, mode="750", **paths)
+    switching = (host.get_fact(Link, path=CURRENT) or {}).get("link_target") != release
 
-    # The config: rendered, validated by the release that will run it, then promoted.
-    template(name=f"Config merge tool {MERGE}", role="openclaw", src="merge-config.py.j2", dest=MERGE, mode="755")
+    # The config: rendered, validated by the release that will run it, then merged into the live one.
+    files.put(name=f"Config merge tool {MERGE}", src=jsonconfig.__file__, dest=MERGE, mode="755")
     config = render("openclaw", "openclaw.json5.j2", settings=settings, channels=channel_config(settings), log_file=LOG_FILE,
                     live_config=LIVE_CONFIG)
-    files.put(
-        name=f"Config {DESIRED_CONFIG}", src=io.StringIO(config), dest=DESIRED_CONFIG, user="root", group=USER, mode="640",
-        create_remote_dir=False,  # CONFIG_DIR, made above with its own owner and mode
+    sections = jsonconfig.load_commented(config)
+    merged = f"{LIVE_CONFIG}.kit-candidate"
+    q = shlex.quote
+    promote_op = checked_config(
+        name=f"Config {DESIRED_CONFIG}: validated by the OpenClaw that will run it, then made live",
+        files={DESIRED_NAME: config}, live_dir=CONFIG_DIR, candidate_dir=CONFIG_CANDIDATE_DIR, group=USER, mode="640",
+        check=(f"{q(MERGE)} {q(f'{CONFIG_CANDIDATE_DIR}/{DESIRED_NAME}')} {q(LIVE_CONFIG)} {q(merged)} && chown {USER}:{USER} {q(merged)} && "
+               f"{{ OPENCLAW_CONFIG_PATH={q(merged)} {q(CLI)} --release {q(release)} config validate --json || {{ rm -f {q(merged)}; exit 1; }}; }}"),
+        rejected="OpenClaw rejected the new config (its message is above); the running gateway keeps the old one",
+        promote=f"mv -f {q(merged)} {q(LIVE_CONFIG)} && {promote_files([DESIRED_NAME], CONFIG_DIR, CONFIG_CANDIDATE_DIR)}",
+        # The live config is OpenClaw's too: the kit's sections of it are compared, not the whole file.
+        force=switching or host.get_fact(OwnedConfigDigest, path=LIVE_CONFIG, sections=sorted(sections)) != jsonconfig.digest(sections),
     )
-    switching = (host.get_fact(Link, path=CURRENT) or {}).get("link_target") != release
-    desired = json.loads("".join(line for line in config.splitlines(keepends=True) if not line.lstrip().startswith("//")))
-    promote_op = None
-    if switching or host.get_fact(OwnedConfigDigest, path=LIVE_CONFIG, sections=sorted(desired)) != digest(desired):
-        candidate = f"{LIVE_CONFIG}.kit-candidate"
-        promote_op = server.shell(
-            name="Validate the config with the OpenClaw that will run it, then make it live",
-            commands=[
-                f"{MERGE} {DESIRED_CONFIG} {LIVE_CONFIG} {candidate} && chown {USER}:{USER} {candidate}",
-                f"OPENCLAW_CONFIG_PATH={candidate} {CLI} --release {release} config validate --json || {{ rm -f {candidate}; exit 1; }}",
-                f"mv -f {candidate} {LIVE_CONFIG}",
-            ],
-        )
     switch_op = None
     if switching:
         switch_op = server.shell(
@@ -277,18 +276,12 @@ def health_wait(port: int) -> str:
 
 
 class OwnedConfigDigest(FactBase):
-    """sha256 of the sections of the live config that the kit owns (no values leave the host)."""
+    """sha256 of the sections of the live config that the kit owns (no values leave the host), by the
+    merge tool (openclaw_kit/jsonconfig.py); None before the tool is on the host."""
 
     def command(self, path: str, sections: list[str]) -> str:
-        program = ("import hashlib, json, sys\n"
-                   "try:\n    live = json.load(open(sys.argv[1]))\nexcept (OSError, ValueError):\n    print('unreadable'); sys.exit()\n"
-                   "owned = {key: live.get(key) for key in sys.argv[2:]}\n"
-                   "print(hashlib.sha256(json.dumps(owned, sort_keys=True, separators=(',', ':')).encode()).hexdigest())")
-        return f"python3 -c {shlex.quote(program)} {path} {' '.join(sections)}"
+        q = shlex.quote
+        return f"if [ -x {q(MERGE)} ]; then {q(MERGE)} --digest {q(path)} {' '.join(map(q, sections))} 2>/dev/null || true; fi"
 
     def process(self, output):
         return output[0] if output else None
-
-
-def digest(sections: dict) -> str:
-    return hashlib.sha256(json.dumps(sections, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -19,7 +19,7 @@ from tests.integration.test_firewall import PROBE
 
 pytestmark = pytest.mark.sandbox
 
-ACTIVATE = "fail2ban | Check the candidate fail2ban configuration with fail2ban-client -t, make it live, reload fail2ban"
+ACTIVATE = "fail2ban | Check the candidate fail2ban configuration with fail2ban-client -t, then make it live"
 BANTIME = 30  # fail2ban_bantime_seconds in inventories/sandbox.py
 
 # One HTTPS request after another to the first host, with its domain as SNI and Host; prints each

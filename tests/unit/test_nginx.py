@@ -168,14 +168,13 @@ def test_bootstrap_certificate_is_p256_for_every_name_for_30_days():
 
 
 def test_activation_checks_the_candidate_before_anything_live_changes():
-    commands = activation_commands(list(rendered(settings())))
-    check = next(i for i, c in enumerate(commands) if c.startswith("nginx -t"))
-    assert commands[check].startswith("nginx -t -q -c /etc/nginx/openclaw-kit.candidate/nginx.conf ||")
-    assert REJECTED in commands[check] and commands[check].endswith("exit 1; }")
-    # Nothing before the check writes outside the candidate directory.
-    for command in commands[:check]:
-        assert "/etc/nginx/openclaw-kit.candidate" in command and " /etc/nginx/nginx.conf" not in command
-    assert "/etc/nginx/nginx.conf" in commands[check + 1] and "mv /etc/nginx/openclaw-kit.new /etc/nginx/openclaw-kit" in commands[check + 1]
+    check, promote = activation_commands(list(rendered(settings())))
+    assert "nginx -t -q -c /etc/nginx/openclaw-kit.candidate/nginx.conf\n) ||" in check
+    assert REJECTED in check and check.endswith("exit 1; }")
+    # Nothing in the check writes outside the candidate directory.
+    for step in check.split(" && ")[:-1]:
+        assert "/etc/nginx/openclaw-kit.candidate" in step and " /etc/nginx/nginx.conf" not in step
+    assert "/etc/nginx/nginx.conf" in promote and "mv /etc/nginx/openclaw-kit.new /etc/nginx/openclaw-kit" in promote
 
 
 # --- this machine's nginx ----------------------------------------------------------------------------
@@ -482,9 +481,6 @@ OPERATIONS = [
     "Install nginx", "ACME webroot /var/www/acme", "No distro default site /etc/nginx/sites-enabled/default",
     "Directory /etc/ssl/openclaw-kit/bootstrap", "Self-signed bootstrap key /etc/ssl/openclaw-kit/bootstrap/privkey.pem",
     "Self-signed bootstrap certificate /etc/ssl/openclaw-kit/bootstrap/fullchain.pem", "nginx's certificate /etc/ssl/openclaw-kit/current",
-    "Candidate directory /etc/nginx/openclaw-kit.candidate", "Candidate /etc/nginx/openclaw-kit.candidate/nginx.conf",
-    "Candidate /etc/nginx/openclaw-kit.candidate/openclaw-kit/default-server.conf",
-    "Candidate /etc/nginx/openclaw-kit.candidate/openclaw-kit/site.conf",
     "Check the candidate nginx configuration with nginx -t, then make it live", "Reload nginx for its new configuration",
     "nginx enabled and running",
 ]
