@@ -62,7 +62,9 @@ def checked_config(
         )
         systemd.service(name="Reload fail2ban", service="fail2ban", reloaded=True, _if=promoted.did_change)
     """
-    if not force and all(_in_place(f"{live_dir}/{relative}", content, user, group, mode) for relative, content in files.items()):
+    if not force and all(
+        _in_place(f"{live_dir}/{relative}", content, user, group, mode) for relative, content in files.items()
+    ):
         host.noop(f"{live_dir}: the live configuration is the rendered one")
         return
 
@@ -81,8 +83,11 @@ def checked_config(
 
 def _in_place(path: str, content: str, user: str, group: str, mode: str) -> bool:
     live = host.get_fact(File, path=path)
-    return (bool(live) and (live["user"], live["group"], live["mode"]) == (user, group, int(mode))
-            and host.get_fact(Sha256File, path=path) == sha256(content))
+    return (
+        bool(live)
+        and (live["user"], live["group"], live["mode"]) == (user, group, int(mode))
+        and host.get_fact(Sha256File, path=path) == sha256(content)
+    )
 
 
 def check_then_promote(check: str, rejected: str, promote: str) -> list[str]:

@@ -10,7 +10,10 @@ from openclaw_kit.platform import platform_of
 
 # package manager -> (fact listing the installed packages, operation installing some)
 BACKENDS = {
-    "apt": (DebPackages, lambda missing: apt.packages(name=f"Install {' '.join(missing)}", packages=missing, update=True)),
+    "apt": (
+        DebPackages,
+        lambda missing: apt.packages(name=f"Install {' '.join(missing)}", packages=missing, update=True),
+    ),
 }
 
 # Host name -> the packages installed when this run began. Every role reads the list while the deploy

@@ -26,8 +26,17 @@ class Platform:
     sshd: str  # the sshd binary
 
 
-_DEBIAN = dict(family="debian", package_manager="apt", service_manager="systemd", firewall="nftables", scheduler="cron.d",
-               log_rotation="logrotate", root_group="root", nologin="/usr/sbin/nologin", sshd="/usr/sbin/sshd")
+_DEBIAN = dict(
+    family="debian",
+    package_manager="apt",
+    service_manager="systemd",
+    firewall="nftables",
+    scheduler="cron.d",
+    log_rotation="logrotate",
+    root_group="root",
+    nologin="/usr/sbin/nologin",
+    sshd="/usr/sbin/sshd",
+)
 
 # (distribution, major version) -> its row. macOS (launchd, pf, newsyslog, Homebrew, wheel) is to come.
 PLATFORMS: dict[tuple[str, int], Platform] = {

@@ -14,8 +14,8 @@ import os
 import re
 import secrets as _random
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, StringCommand, operation

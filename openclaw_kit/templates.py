@@ -14,15 +14,30 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SYSTEM_DIRS = {"/etc", "/etc/apt/apt.conf.d", "/etc/cron.d", "/etc/systemd/system", "/usr/local/sbin"}
 
 
-def template(*, name: str, role: str, src: str, dest: str, mode: str = "644", user: str = "root", group: str = "root", **data):
+def template(
+    *, name: str, role: str, src: str, dest: str, mode: str = "644", user: str = "root", group: str = "root", **data
+):
     # An explicit name keeps the template's data out of pyinfra's output (upstream issue #1896).
-    return files.template(name=name, src=str(TEMPLATES / role / src), dest=dest, mode=mode, user=user, group=group,
-                          create_remote_dir=posixpath.dirname(dest) not in SYSTEM_DIRS, **data)
+    return files.template(
+        name=name,
+        src=str(TEMPLATES / role / src),
+        dest=dest,
+        mode=mode,
+        user=user,
+        group=group,
+        create_remote_dir=posixpath.dirname(dest) not in SYSTEM_DIRS,
+        **data,
+    )
 
 
 def render(role: str, src: str, **data) -> str:
     """A template rendered on the controller, for content the kit must compare or validate itself."""
-    environment = Environment(loader=FileSystemLoader(TEMPLATES / role), undefined=StrictUndefined, keep_trailing_newline=True,
-                              trim_blocks=src.endswith(".sh.j2"), lstrip_blocks=src.endswith(".sh.j2"))
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATES / role),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=src.endswith(".sh.j2"),
+        lstrip_blocks=src.endswith(".sh.j2"),
+    )
     environment.filters["quote"] = shlex.quote  # for shell scripts
     return environment.get_template(src).render(**data)

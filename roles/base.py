@@ -132,7 +132,8 @@ def kernel_settings(*, container: str | None, arch: str, present: set[str] | Non
         if container and not key.startswith(("net.ipv4.", "net.ipv6.")):
             # A container has its own network namespace (net.ipv4/ipv6 are per namespace); every
             # other key belongs to the shared kernel: read-only in here (or absent, like net.core.*).
-            reason = f"kernel-wide, read-only inside this {container} container: set it on the machine that runs the container"
+            reason = (f"kernel-wide, read-only inside this {container} container: "
+                      "set it on the machine that runs the container")
         elif present is not None and key not in present:
             reason = "this kernel has no such key"
         elif key in X86_64_ONLY and arch not in ("x86_64", "amd64"):
@@ -148,7 +149,8 @@ def kernel_settings(*, container: str | None, arch: str, present: set[str] | Non
 
 def sshd_dropin(settings: HostSettings) -> str:
     return render(
-        "base", "sshd.conf.j2",
+        "base",
+        "sshd.conf.j2",
         port=settings.sshd_port,
         permit_root_login=settings.sshd_permit_root_login,
         allow_users=settings.sshd_allow_users,
@@ -157,8 +159,15 @@ def sshd_dropin(settings: HostSettings) -> str:
     )
 
 
-def sshd_check_script(*, port: int, ssh_user: str | None = None, allow_groups: list[str] = (), sshd: str = "/usr/sbin/sshd",
-                      dropin_dir: str = SSHD_DROPIN_DIR, main_config: str = SSHD_CONFIG) -> str:
+def sshd_check_script(
+    *,
+    port: int,
+    ssh_user: str | None = None,
+    allow_groups: list[str] = (),
+    sshd: str = "/usr/sbin/sshd",
+    dropin_dir: str = SSHD_DROPIN_DIR,
+    main_config: str = SSHD_CONFIG,
+) -> str:
     """
     Shell that checks the candidate drop-in with `sshd -t` and `sshd -T` on a scratch copy of the
     configuration: that sshd accepts it, listens on `port` only, and that the drop-in is in effect.
@@ -166,8 +175,18 @@ def sshd_check_script(*, port: int, ssh_user: str | None = None, allow_groups: l
     Before that, that the deploy's user stays allowed in (sshd_allow_groups) and that no other
     drop-in sorts before the kit's. A rejected candidate is removed; the live drop-in never changes.
     """
-    return render("base", "sshd-check.sh.j2", candidate_dir=SSHD_CANDIDATE, dropin_dir=dropin_dir, dropin_name=SSHD_DROPIN_NAME,
-                  main_config=main_config, sshd=sshd, port=int(port), ssh_user=ssh_user or "root", allow_groups=list(allow_groups))
+    return render(
+        "base",
+        "sshd-check.sh.j2",
+        candidate_dir=SSHD_CANDIDATE,
+        dropin_dir=dropin_dir,
+        dropin_name=SSHD_DROPIN_NAME,
+        main_config=main_config,
+        sshd=sshd,
+        port=int(port),
+        ssh_user=ssh_user or "root",
+        allow_groups=list(allow_groups),
+    )
 
 
 # Ubuntu 24.04 starts sshd from ssh.socket, whose port comes from sshd_config through a generator:
@@ -184,7 +203,13 @@ def base(settings: HostSettings):
         server.hostname(name=f"Set hostname {settings.hostname}", hostname=settings.hostname)
 
     if settings.proxy:
-        template(name="Send apt through the proxy", role="base", src="apt-proxy.conf.j2", dest=APT_PROXY, proxy=settings.proxy)
+        template(
+            name="Send apt through the proxy",
+            role="base",
+            src="apt-proxy.conf.j2",
+            dest=APT_PROXY,
+            proxy=settings.proxy,
+        )
     else:
         files.file(name="No apt proxy", path=APT_PROXY, present=False)
 
@@ -194,7 +219,9 @@ def base(settings: HostSettings):
 
     if settings.proxy_ca_file:
         ca_op = files.put(name="Trust the proxy's CA", src=settings.proxy_ca_file, dest=PROXY_CA, mode="644")
-        server.shell(name="Rebuild the CA store with the proxy's CA", commands=["update-ca-certificates"], _if=ca_op.did_change)
+        server.shell(
+            name="Rebuild the CA store with the proxy's CA", commands=["update-ca-certificates"], _if=ca_op.did_change
+        )
     else:
         files.file(name="No proxy CA", path=PROXY_CA, present=False)
 
@@ -207,12 +234,19 @@ def base(settings: HostSettings):
 
 def _unattended_upgrades(settings: HostSettings) -> None:
     template(
-        name="Unattended upgrades: security updates only", role="base", src="unattended-upgrades.conf.j2", dest=UNATTENDED_UPGRADES,
-        distribution=host.get_fact(LinuxDistribution)["name"], reboot=settings.unattended_reboot, reboot_time=settings.unattended_reboot_time,
+        name="Unattended upgrades: security updates only",
+        role="base",
+        src="unattended-upgrades.conf.j2",
+        dest=UNATTENDED_UPGRADES,
+        distribution=host.get_fact(LinuxDistribution)["name"],
+        reboot=settings.unattended_reboot,
+        reboot_time=settings.unattended_reboot_time,
         jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
     )
     for timer in APT_TIMERS:
-        systemd.service(name=f"Unattended upgrades: {timer} enabled and running", service=timer, running=True, enabled=True)
+        systemd.service(
+            name=f"Unattended upgrades: {timer} enabled and running", service=timer, running=True, enabled=True
+        )
 
 
 def _time_sync(container: str | None, time_daemons: list[str]) -> None:
@@ -223,17 +257,26 @@ def _time_sync(container: str | None, time_daemons: list[str]) -> None:
     # machine running the container keeps the one clock), so there it can only be enabled.
     systemd.service(
         name="Time sync: systemd-timesyncd enabled" + ("" if container else " and running"),
-        service="systemd-timesyncd.service", enabled=True, running=None if container else True,
+        service="systemd-timesyncd.service",
+        enabled=True,
+        running=None if container else True,
     )
 
 
 def _kernel(settings: HostSettings, container: str | None) -> None:
     keys = tuple(key for key, _, _ in SYSCTL)
     live = host.get_fact(Sysctl, keys=keys)
-    apply, skipped = kernel_settings(container=container, arch=host.get_fact(Arch), present=set(live), ipv6_accept_ra=settings.ipv6_accept_ra)
+    apply, skipped = kernel_settings(
+        container=container, arch=host.get_fact(Arch), present=set(live), ipv6_accept_ra=settings.ipv6_accept_ra
+    )
     file_op = template(
-        name=f"Kernel settings {SYSCTL_FILE}", role="base", src="sysctl.conf.j2", dest=SYSCTL_FILE,
-        apply=apply, skipped=skipped, jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
+        name=f"Kernel settings {SYSCTL_FILE}",
+        role="base",
+        src="sysctl.conf.j2",
+        dest=SYSCTL_FILE,
+        apply=apply,
+        skipped=skipped,
+        jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
     )
     # Applying only when the file changed would miss a value changed by hand (sysctl -w): compare
     # the live values too, and apply when any differs.
@@ -249,12 +292,20 @@ def _sshd(settings: HostSettings, platform) -> None:
     q = shlex.quote
     install_op = checked_config(
         name=f"sshd drop-in: check it with sshd -t, then put it in place at {SSHD_DROPIN}",
-        files={SSHD_DROPIN_NAME: sshd_dropin(settings)}, live_dir=SSHD_DROPIN_DIR, candidate_dir=SSHD_CANDIDATE,
-        check=sshd_check_script(port=settings.sshd_port, ssh_user=host.data.get("ssh_user"), allow_groups=settings.sshd_allow_groups,
-                                sshd=platform.sshd),
+        files={SSHD_DROPIN_NAME: sshd_dropin(settings)},
+        live_dir=SSHD_DROPIN_DIR,
+        candidate_dir=SSHD_CANDIDATE,
+        check=sshd_check_script(
+            port=settings.sshd_port,
+            ssh_user=host.data.get("ssh_user"),
+            allow_groups=settings.sshd_allow_groups,
+            sshd=platform.sshd,
+        ),
         rejected="sshd rejected the new drop-in (its message is above); the running sshd keeps the old one",
-        promote=(f"install -d -m 755 -o root -g {platform.root_group} {SSHD_DROPIN_DIR} && "
-                 f"{promote_files([SSHD_DROPIN_NAME], SSHD_DROPIN_DIR, SSHD_CANDIDATE)} && rm -rf {q(SSHD_CANDIDATE)}"),
+        promote=(
+            f"install -d -m 755 -o root -g {platform.root_group} {SSHD_DROPIN_DIR} && "
+            f"{promote_files([SSHD_DROPIN_NAME], SSHD_DROPIN_DIR, SSHD_CANDIDATE)} && rm -rf {q(SSHD_CANDIDATE)}"
+        ),
         group=platform.root_group,
     )
     server.shell(name="Reload sshd for its new drop-in", commands=[SSHD_RELOAD], _if=install_op.did_change)

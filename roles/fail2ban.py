@@ -49,11 +49,18 @@ def fail2ban(settings: HostSettings):
     # live file edited by hand is put back.
     activate_op = checked_config(
         name="Check the candidate fail2ban configuration with fail2ban-client -t, then make it live",
-        files=config_files(settings), live_dir=ETC, candidate_dir=CANDIDATE_DIR, check=check_command(), rejected=REJECTED,
+        files=config_files(settings),
+        live_dir=ETC,
+        candidate_dir=CANDIDATE_DIR,
+        check=check_command(),
+        rejected=REJECTED,
     )
     # reload-or-restart: on a fresh Debian 12 host the packaged fail2ban is not running yet.
-    server.shell(name="Reload fail2ban for its new configuration", commands=["systemctl reload-or-restart fail2ban.service"],
-                 _if=activate_op.did_change)
+    server.shell(
+        name="Reload fail2ban for its new configuration",
+        commands=["systemctl reload-or-restart fail2ban.service"],
+        _if=activate_op.did_change,
+    )
     systemd.service(name="fail2ban enabled and running", service="fail2ban.service", running=True, enabled=True)
 
 
@@ -61,14 +68,24 @@ def config_files(settings: HostSettings, access_log: str = f"{LOG_DIR}/{ACCESS_L
     """The kit's fail2ban files by path relative to /etc/fail2ban."""
     rendered = {
         JAIL_FILE: render(
-            "fail2ban", "jail.conf.j2", ignoreip=["127.0.0.0/8", "::1", *settings.admin_cidrs], bantime=settings.fail2ban_bantime_seconds,
-            findtime=settings.fail2ban_findtime_seconds, maxretry=settings.fail2ban_maxretry, action=ACTION, nginx_jails=NGINX_JAILS,
+            "fail2ban",
+            "jail.conf.j2",
+            ignoreip=["127.0.0.0/8", "::1", *settings.admin_cidrs],
+            bantime=settings.fail2ban_bantime_seconds,
+            findtime=settings.fail2ban_findtime_seconds,
+            maxretry=settings.fail2ban_maxretry,
+            action=ACTION,
+            nginx_jails=NGINX_JAILS,
             access_log=access_log,
         ),
-        f"action.d/{ACTION}.conf": render("fail2ban", "action.conf.j2", table=TABLE, set_v4="banned_v4", set_v6="banned_v6"),
+        f"action.d/{ACTION}.conf": render(
+            "fail2ban", "action.conf.j2", table=TABLE, set_v4="banned_v4", set_v6="banned_v6"
+        ),
     }
     for jail in NGINX_JAILS:
-        rendered[f"filter.d/{jail['name']}.conf"] = render("fail2ban", "filter-nginx.conf.j2", statuses=jail["statuses"], why=jail["why"])
+        rendered[f"filter.d/{jail['name']}.conf"] = render(
+            "fail2ban", "filter-nginx.conf.j2", statuses=jail["statuses"], why=jail["why"]
+        )
     return rendered
 
 
@@ -76,8 +93,10 @@ def check_command(etc: str = ETC, candidate: str = CANDIDATE_DIR) -> str:
     """Shell that checks a scratch copy of `etc` with the candidate files in it, touching nothing live."""
     q = shlex.quote
     scratch = f"{candidate}.check"
-    return (f"rm -rf {q(scratch)} && cp -a {q(etc)} {q(scratch)} && cp -a {q(candidate)}/. {q(scratch)}/ && "
-            f"{{ fail2ban-client -c {q(scratch)} -t; status=$?; rm -rf {q(scratch)}; exit $status; }}")
+    return (
+        f"rm -rf {q(scratch)} && cp -a {q(etc)} {q(scratch)} && cp -a {q(candidate)}/. {q(scratch)}/ && "
+        f"{{ fail2ban-client -c {q(scratch)} -t; status=$?; rm -rf {q(scratch)}; exit $status; }}"
+    )
 
 
 def activation_commands(relatives: list[str], etc: str = ETC, candidate: str = CANDIDATE_DIR) -> list[str]:

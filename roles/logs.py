@@ -59,7 +59,7 @@ def logs(settings: HostSettings):
     template(name=f"Job runner {JOB}", role="logs", src="openclaw-kit-job.j2", dest=JOB, mode="755",
              audit_log=AUDIT_LOG, env_file=ENV_FILE, timeout=JOB_TIMEOUT)
     template(name=f"Backup job {BACKUP}", role="logs", src="openclaw-kit-backup.j2", dest=BACKUP, mode="750",
-             cli=CLI, staging=BACKUP_STAGING, store=BACKUP_STORE, retention_days=settings.backup_retention_days)
+             **backup_data(settings.backup_retention_days))
 
     # Rotation: the kit's own config and state, nginx's distro rotation moved aside.
     files.directory(name="Kit config directory /etc/openclaw-kit", path="/etc/openclaw-kit", mode="755")
@@ -72,23 +72,49 @@ def logs(settings: HostSettings):
             commands=[f"dpkg-divert --local --rename --divert {NGINX_LOGROTATE_DIVERTED} --add {NGINX_LOGROTATE}"],
         )
     jobs = cron_jobs()
-    cron_op = template(name=f"Cron jobs {CRON_FILE}", role="logs", src="cron.j2", dest=CRON_FILE, jobs=jobs, audit_log=AUDIT_LOG)
+    cron_op = template(
+        name=f"Cron jobs {CRON_FILE}", role="logs", src="cron.j2", dest=CRON_FILE, jobs=jobs, audit_log=AUDIT_LOG
+    )
     # A new schedule runs once right away, so a fresh host has results to check from day one. A job
     # that fails does not fail the deploy: its outcome is in the audit log, where verify looks.
-    server.shell(name="Run the scheduled jobs once (outcomes in the audit log)",
-                 commands=[f"{command} || true" for _, command in jobs], _if=cron_op.did_change)
+    server.shell(
+        name="Run the scheduled jobs once (outcomes in the audit log)",
+        commands=[f"{command} || true" for _, command in jobs],
+        _if=cron_op.did_change,
+    )
 
-    journald_op = template(name=f"journald drop-in {JOURNALD_DROPIN}", role="logs", src="journald.conf.j2", dest=JOURNALD_DROPIN,
-                           retention_days=settings.log_retention_days, **JOURNAL_LIMITS)
-    systemd.service(name="Restart journald for its new settings", service="systemd-journald.service", restarted=True,
-                    _if=journald_op.did_change)
+    journald_op = template(
+        name=f"journald drop-in {JOURNALD_DROPIN}",
+        role="logs",
+        src="journald.conf.j2",
+        dest=JOURNALD_DROPIN,
+        retention_days=settings.log_retention_days,
+        **JOURNAL_LIMITS,
+    )
+    systemd.service(
+        name="Restart journald for its new settings",
+        service="systemd-journald.service",
+        restarted=True,
+        _if=journald_op.did_change,
+    )
+
+
+def backup_data(retention_days: int) -> dict:
+    return dict(cli=CLI, staging=BACKUP_STAGING, store=BACKUP_STORE, retention_days=retention_days)
 
 
 def logrotate_data(settings: HostSettings) -> dict:
     return dict(
-        state=LOGROTATE_STATE, gateway_log=LOG_FILE, service_user=USER, nginx_logs=NGINX_LOGS, nginx_pid=NGINX_PID,
-        audit_log=AUDIT_LOG, audit_dir=AUDIT_DIR, audit_name=AUDIT_LOG.rsplit("/", 1)[1],
-        log_retention_days=settings.log_retention_days, audit_retention_days=settings.audit_retention_days,
+        state=LOGROTATE_STATE,
+        gateway_log=LOG_FILE,
+        service_user=USER,
+        nginx_logs=NGINX_LOGS,
+        nginx_pid=NGINX_PID,
+        audit_log=AUDIT_LOG,
+        audit_dir=AUDIT_DIR,
+        audit_name=AUDIT_LOG.rsplit("/", 1)[1],
+        log_retention_days=settings.log_retention_days,
+        audit_retention_days=settings.audit_retention_days,
         compress_after_days=COMPRESS_AUDIT_AFTER_DAYS,
     )
 

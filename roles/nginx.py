@@ -78,19 +78,34 @@ def nginx(settings: HostSettings):
     # The bootstrap pair always exists: nginx can start (and serve ACME challenges) before the
     # first issuance, and falls back to it should the issued certificate ever be removed.
     bootstrap_ops = []
-    if not (host.get_fact(File, path=f"{BOOTSTRAP_DIR}/fullchain.pem") and host.get_fact(File, path=f"{BOOTSTRAP_DIR}/privkey.pem")):
+    if not (
+        host.get_fact(File, path=f"{BOOTSTRAP_DIR}/fullchain.pem")
+        and host.get_fact(File, path=f"{BOOTSTRAP_DIR}/privkey.pem")
+    ):
         cert_pem, key_pem = bootstrap_certificate(settings)
         files.directory(name=f"Directory {BOOTSTRAP_DIR}", path=BOOTSTRAP_DIR, user="root", group="root", mode="755")
         bootstrap_ops = [
-            private_file(name=f"Self-signed bootstrap key {BOOTSTRAP_DIR}/privkey.pem", path=f"{BOOTSTRAP_DIR}/privkey.pem",
-                         content=Secret("bootstrap key", key_pem.decode()), user="root", group="root",
-                         private_dir=f"/tmp/openclaw-kit-{host.data.get('ssh_user') or 'root'}"),
-            files.put(name=f"Self-signed bootstrap certificate {BOOTSTRAP_DIR}/fullchain.pem", src=io.BytesIO(cert_pem),
-                      dest=f"{BOOTSTRAP_DIR}/fullchain.pem", user="root", group="root", mode="644"),
+            private_file(
+                name=f"Self-signed bootstrap key {BOOTSTRAP_DIR}/privkey.pem",
+                path=f"{BOOTSTRAP_DIR}/privkey.pem",
+                content=Secret("bootstrap key", key_pem.decode()),
+                user="root",
+                group="root",
+                private_dir=f"/tmp/openclaw-kit-{host.data.get('ssh_user') or 'root'}",
+            ),
+            files.put(
+                name=f"Self-signed bootstrap certificate {BOOTSTRAP_DIR}/fullchain.pem",
+                src=io.BytesIO(cert_pem),
+                dest=f"{BOOTSTRAP_DIR}/fullchain.pem",
+                user="root",
+                group="root",
+                mode="644",
+            ),
         ]
     issued = f"{LETSENCRYPT_LIVE}/{settings.domain}"
     link_op = files.link(
-        name=f"nginx's certificate {CURRENT}", path=CURRENT,
+        name=f"nginx's certificate {CURRENT}",
+        path=CURRENT,
         # certbot's live files are links into its archive.
         target=issued if host.get_fact(Link, path=f"{issued}/fullchain.pem") else BOOTSTRAP_DIR,
     )
@@ -102,27 +117,56 @@ def nginx(settings: HostSettings):
     desired = config_files(settings, certificate, certificate_key)
     activate_op = checked_config(
         name="Check the candidate nginx configuration with nginx -t, then make it live",
-        files=desired, live_dir=ETC, candidate_dir=CANDIDATE_DIR,
-        check=check_command(list(desired)), rejected=REJECTED, promote=promote_command(),
+        files=desired,
+        live_dir=ETC,
+        candidate_dir=CANDIDATE_DIR,
+        check=check_command(list(desired)),
+        rejected=REJECTED,
+        promote=promote_command(),
     )
 
     # The live configuration is checked once more before the reload (the default site or the
     # certificate may be what changed): a reload never loads a configuration nginx has not passed.
     server.shell(
         name="Reload nginx for its new configuration",
-        commands=[f"nginx -t -q || {{ echo {shlex.quote(REJECTED)} >&2; exit 1; }}", "systemctl reload-or-restart nginx.service"],
+        commands=[
+            f"nginx -t -q || {{ echo {shlex.quote(REJECTED)} >&2; exit 1; }}",
+            "systemctl reload-or-restart nginx.service",
+        ],
         _if=any_changed(*[op for op in (default_op, *bootstrap_ops, link_op, activate_op) if op is not None]),
     )
     systemd.service(name="nginx enabled and running", service="nginx.service", running=True, enabled=True)
 
 
-def config_files(settings: HostSettings, certificate: str, certificate_key: str, *, etc: str = ETC, log_dir: str = LOG_DIR,
-                 pid: str = PID, acme_webroot: str = ACME_WEBROOT, http_listen=HTTP_LISTEN, https_listen=HTTPS_LISTEN) -> dict[str, str]:
+def config_files(
+    settings: HostSettings,
+    certificate: str,
+    certificate_key: str,
+    *,
+    etc: str = ETC,
+    log_dir: str = LOG_DIR,
+    pid: str = PID,
+    acme_webroot: str = ACME_WEBROOT,
+    http_listen=HTTP_LISTEN,
+    https_listen=HTTPS_LISTEN,
+) -> dict[str, str]:
     """The kit's nginx files by path relative to /etc/nginx (the keyword arguments: for tests only)."""
-    data = dict(settings=settings, certificate=certificate, certificate_key=certificate_key, etc=etc, log_dir=log_dir, pid=pid,
-                access_log=f"{log_dir}/{ACCESS_LOG_NAME}", acme_webroot=acme_webroot, http_listen=list(http_listen),
-                https_listen=list(https_listen), live_dir=f"{etc}/openclaw-kit", candidate_dir=f"{etc}/openclaw-kit.candidate",
-                include_pattern=INCLUDE_PATTERN, webhook_prefixes=WEBHOOK_PREFIXES)
+    data = dict(
+        settings=settings,
+        certificate=certificate,
+        certificate_key=certificate_key,
+        etc=etc,
+        log_dir=log_dir,
+        pid=pid,
+        access_log=f"{log_dir}/{ACCESS_LOG_NAME}",
+        acme_webroot=acme_webroot,
+        http_listen=list(http_listen),
+        https_listen=list(https_listen),
+        live_dir=f"{etc}/openclaw-kit",
+        candidate_dir=f"{etc}/openclaw-kit.candidate",
+        include_pattern=INCLUDE_PATTERN,
+        webhook_prefixes=WEBHOOK_PREFIXES,
+    )
     rendered = {"nginx.conf": render("nginx", "nginx.conf.j2", **data)}
     rendered.update({f"openclaw-kit/{name}": render("nginx", src, **data) for name, src in SERVERS.items()})
     return rendered
@@ -138,15 +182,19 @@ def check_command(relatives: list[str], etc: str = ETC) -> str:
     """
     candidate = f"{etc}/openclaw-kit.candidate"
     q = shlex.quote
-    keep = " ".join(f"! -name {q(relative.rsplit('/', 1)[1])}" for relative in relatives if relative.startswith("openclaw-kit/"))
-    return " && ".join([
-        # Leftovers of an earlier version of the kit must not be promoted with the rest.
-        f"find {q(candidate)}/openclaw-kit -mindepth 1 -maxdepth 1 {keep} -exec rm -rf {{}} +",
-        f"find {q(candidate)} -mindepth 1 -maxdepth 1 -type l -delete",
-        f"for entry in {q(etc)}/*; do case ${{entry##*/}} in nginx.conf|openclaw-kit|openclaw-kit.*) ;; "
-        f"*) ln -s \"$entry\" {q(candidate)}/ ;; esac; done",
-        f"nginx -t -q -c {q(candidate)}/nginx.conf",
-    ])
+    keep = " ".join(
+        f"! -name {q(relative.rsplit('/', 1)[1])}" for relative in relatives if relative.startswith("openclaw-kit/")
+    )
+    return " && ".join(
+        [
+            # Leftovers of an earlier version of the kit must not be promoted with the rest.
+            f"find {q(candidate)}/openclaw-kit -mindepth 1 -maxdepth 1 {keep} -exec rm -rf {{}} +",
+            f"find {q(candidate)} -mindepth 1 -maxdepth 1 -type l -delete",
+            f"for entry in {q(etc)}/*; do case ${{entry##*/}} in nginx.conf|openclaw-kit|openclaw-kit.*) ;; "
+            f'*) ln -s "$entry" {q(candidate)}/ ;; esac; done',
+            f"nginx -t -q -c {q(candidate)}/nginx.conf",
+        ]
+    )
 
 
 def promote_command(etc: str = ETC) -> str:
@@ -154,10 +202,12 @@ def promote_command(etc: str = ETC) -> str:
     reads none of it before the reload)."""
     live, candidate = f"{etc}/openclaw-kit", f"{etc}/openclaw-kit.candidate"
     q = shlex.quote
-    return (f"rm -rf {q(live)}.new {q(live)}.old && cp -a {q(candidate)}/openclaw-kit {q(live)}.new && "
-            f"cp {q(candidate)}/nginx.conf {q(etc)}/nginx.conf.openclaw-kit-new && "
-            f"{{ [ ! -e {q(live)} ] || mv {q(live)} {q(live)}.old; }} && mv {q(live)}.new {q(live)} && "
-            f"mv -f {q(etc)}/nginx.conf.openclaw-kit-new {q(etc)}/nginx.conf && rm -rf {q(live)}.old")
+    return (
+        f"rm -rf {q(live)}.new {q(live)}.old && cp -a {q(candidate)}/openclaw-kit {q(live)}.new && "
+        f"cp {q(candidate)}/nginx.conf {q(etc)}/nginx.conf.openclaw-kit-new && "
+        f"{{ [ ! -e {q(live)} ] || mv {q(live)} {q(live)}.old; }} && mv {q(live)}.new {q(live)} && "
+        f"mv -f {q(etc)}/nginx.conf.openclaw-kit-new {q(etc)}/nginx.conf && rm -rf {q(live)}.old"
+    )
 
 
 def activation_commands(relatives: list[str], etc: str = ETC) -> list[str]:

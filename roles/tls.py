@@ -4,7 +4,8 @@ certbot from the distro, http-01 through nginx's ACME webroot (role nginx serves
 on a self-signed bootstrap certificate until now), ECDSA P-256. After the first issuance the
 link nginx reads its certificate from is pointed at certbot's live directory, which renewals
 update in place. One renewal path: the kit's cron entry (certbot.timer is masked), through role
-logs' job runner, so every outcome is a JSON line in the audit log and the journal; certbot's deploy hook reloads nginx only when `nginx -t` passes.
+logs' job runner, so every outcome is a JSON line in the audit log and the journal; certbot's deploy
+hook reloads nginx only when `nginx -t` passes.
 
 A deploy asks the ACME server for a certificate only when the host has none for the settings'
 names, from the settings' ACME directory, with an ECDSA key, valid for another RENEW_DAYS days;
@@ -45,9 +46,11 @@ class IssuedCertificate(FactBase):
 
     def command(self, cert_name: str):
         live, conf = f"{LETSENCRYPT_LIVE}/{cert_name}/cert.pem", f"/etc/letsencrypt/renewal/{cert_name}.conf"
-        return (f"if [ -f {shlex.quote(live)} ] && [ -f {shlex.quote(conf)} ]; then "
-                f"openssl x509 -in {shlex.quote(live)} -noout -ext subjectAltName -enddate && "
-                f"grep -E '^(server|key_type) *=' {shlex.quote(conf)}; fi || true")
+        return (
+            f"if [ -f {shlex.quote(live)} ] && [ -f {shlex.quote(conf)} ]; then "
+            f"openssl x509 -in {shlex.quote(live)} -noout -ext subjectAltName -enddate && "
+            f"grep -E '^(server|key_type) *=' {shlex.quote(conf)}; fi || true"
+        )
 
     def process(self, output: list[str]):
         found = {"names": [], "not_after": None, "server": None, "key_type": None}
@@ -56,8 +59,9 @@ class IssuedCertificate(FactBase):
             if line.startswith("DNS:"):
                 found["names"] = sorted(part.strip().removeprefix("DNS:") for part in line.split(","))
             elif line.startswith("notAfter="):
-                found["not_after"] = datetime.datetime.strptime(line.removeprefix("notAfter="), "%b %d %H:%M:%S %Y %Z").replace(
-                    tzinfo=datetime.timezone.utc)
+                found["not_after"] = datetime.datetime.strptime(
+                    line.removeprefix("notAfter="), "%b %d %H:%M:%S %Y %Z"
+                ).replace(tzinfo=datetime.UTC)
             elif "=" in line and line.split("=", 1)[0].strip() in ("server", "key_type"):
                 key, value = (part.strip() for part in line.split("=", 1))
                 found[key] = value
@@ -100,12 +104,23 @@ def renewal_minute(settings: HostSettings) -> int:
     return int(hashlib.sha256(settings.domain.encode()).hexdigest(), 16) % 60
 
 
+def script_data(acme_ca_file: str | None) -> dict:
+    """What the renewal script, the deploy hook and the cron entry are rendered with."""
+    return dict(renew_command=RENEW_COMMAND, reload_pending=RELOAD_PENDING, log_tag=LOG_TAG, acme_ca_file=acme_ca_file)
+
+
 @deploy("tls")
 def tls(settings: HostSettings):
     install_missing(["certbot", "openssl"])
     if settings.acme_ca_file:
-        files.put(name=f"ACME directory's CA {ACME_CA_FILE}", src=settings.acme_ca_file, dest=ACME_CA_FILE,
-                  user="root", group="root", mode="644")
+        files.put(
+            name=f"ACME directory's CA {ACME_CA_FILE}",
+            src=settings.acme_ca_file,
+            dest=ACME_CA_FILE,
+            user="root",
+            group="root",
+            mode="644",
+        )
 
     # Exactly one renewal path: the kit's cron entry. Masked, not only disabled: a package upgrade
     # re-enables a disabled timer.
@@ -113,19 +128,35 @@ def tls(settings: HostSettings):
     systemd.daemon_reload(name="systemd reloaded for the masked certbot.timer", _if=mask.did_change)
     systemd.service(name="certbot.timer stopped", service="certbot.timer", running=False)
 
-    data = dict(renew_command=RENEW_COMMAND, reload_pending=RELOAD_PENDING, log_tag=LOG_TAG,
-                acme_ca_file=ACME_CA_FILE if settings.acme_ca_file else None)
-    template(name=f"Renewal script {RENEW_COMMAND}", role="tls", src="renew-certificates.j2", dest=RENEW_COMMAND, mode="755", **data)
+    data = script_data(acme_ca_file=ACME_CA_FILE if settings.acme_ca_file else None)
+    template(
+        name=f"Renewal script {RENEW_COMMAND}",
+        role="tls",
+        src="renew-certificates.j2",
+        dest=RENEW_COMMAND,
+        mode="755",
+        **data,
+    )
     template(name=f"Deploy hook {DEPLOY_HOOK}", role="tls", src="deploy-hook.j2", dest=DEPLOY_HOOK, mode="755", **data)
-    template(name=f"Renewal cron entry {CRON_FILE}", role="tls", src="cron.j2", dest=CRON_FILE, mode="644",
-             minute=renewal_minute(settings), hours="3,15", job=JOB, job_name=JOB_NAME, **data)
+    template(
+        name=f"Renewal cron entry {CRON_FILE}",
+        role="tls",
+        src="cron.j2",
+        dest=CRON_FILE,
+        mode="644",
+        minute=renewal_minute(settings),
+        hours="3,15",
+        job=JOB,
+        job_name=JOB_NAME,
+        **data,
+    )
 
     issued = host.get_fact(IssuedCertificate, cert_name=settings.domain)
-    reason = needs_issuance(settings, issued, datetime.datetime.now(datetime.timezone.utc))
+    reason = needs_issuance(settings, issued, datetime.datetime.now(datetime.UTC))
     if reason:
         server.shell(
-            name="Certificate for domain and extra_domains from the ACME server (none yet, or they changed, or overdue)",
+            name="Certificate for domain and extra_domains from the ACME server "
+            "(none yet, or they changed, or overdue)",
             # A changed name list, directory or key type would not be re-issued without force.
             commands=issue_commands(settings, force=bool(issued) and not reason.startswith("expires")),
         )
-

@@ -15,7 +15,6 @@ tinyproxy, pebble, openssh-client and iproute2. Works without systemd as PID 1.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import fcntl
 import ipaddress
 import json

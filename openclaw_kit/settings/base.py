@@ -36,5 +36,10 @@ class BaseSettings(Strict):
                     else "needs ssh_user set in the inventory and listed here, or sshd could lock the deploy out")
             raise FieldError("sshd_allow_users", self.sshd_allow_users, rule)
         if self.sshd_permit_root_login == "no" and ssh_user in (None, "root"):
-            raise FieldError("sshd_permit_root_login", "no", f"needs a non-root ssh_user (with sudo); the deploy logs in as {ssh_user or 'an unnamed user'} and would lock itself out")
+            raise FieldError(
+                "sshd_permit_root_login",
+                "no",
+                f"needs a non-root ssh_user (with sudo); the deploy logs in as {ssh_user or 'an unnamed user'} "
+                "and would lock itself out",
+            )
         return self

@@ -19,6 +19,7 @@ class FirewallSettings(Strict):
     private_interface: Interface | None = None
     private_cidrs: list[Cidr] = []
     private_allowed_ports: list[Port] = []
-    # open: any outgoing connection; restricted: only DNS, NTP, DHCP, HTTP(S), the proxy's port and egress_allowed_ports.
+    # open: any outgoing connection; restricted: only DNS, NTP, DHCP, HTTP(S), the proxy's port and
+    # egress_allowed_ports.
     egress: Literal["open", "restricted"] = "open"
     egress_allowed_ports: list[Port] = []

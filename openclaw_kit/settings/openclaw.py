@@ -33,11 +33,25 @@ class Channel(Strict):
         if not self.enabled:
             return self
         if self.dm_policy in ("allowlist", "pairing") and not self.allow_from:
-            raise FieldError("allow_from", self.allow_from, "an enabled channel needs an allowlist: name who may message the gateway (or set dm_policy: disabled)")
+            raise FieldError(
+                "allow_from",
+                self.allow_from,
+                "an enabled channel needs an allowlist: name who may message the gateway (or set dm_policy: disabled)",
+            )
         if self.dm_policy == "open" and not self.dangerously_allow_open_dms:
-            raise FieldError("dm_policy", "open", "dm_policy open lets anyone message the agent; it needs the explicit opt-in dangerously_allow_open_dms: true")
+            raise FieldError(
+                "dm_policy",
+                "open",
+                "dm_policy open lets anyone message the agent; "
+                "it needs the explicit opt-in dangerously_allow_open_dms: true",
+            )
         if self.group_policy == "open" and not self.dangerously_allow_open_groups:
-            raise FieldError("group_policy", "open", "group_policy open lets any group use the agent; it needs the explicit opt-in dangerously_allow_open_groups: true")
+            raise FieldError(
+                "group_policy",
+                "open",
+                "group_policy open lets any group use the agent; "
+                "it needs the explicit opt-in dangerously_allow_open_groups: true",
+            )
         return self
 
 
@@ -113,7 +127,10 @@ class OpenclawSettings(Strict):
     @classmethod
     def _strong_token(cls, value: Secret) -> Secret:
         if len(value.reveal()) < 32:
-            raise ValueError(f"${{{value.name}}} is {len(value.reveal())} characters long: a gateway token grants full operator access and must be at least 32 characters (make one with `./kit token`)")
+            raise ValueError(
+                f"${{{value.name}}} is {len(value.reveal())} characters long: a gateway token grants full "
+                "operator access and must be at least 32 characters (make one with `./kit token`)"
+            )
         return value
 
     def secrets(self) -> dict[str, Secret]:

@@ -41,7 +41,11 @@ def problems(host_name: str, error: ValidationError) -> list[str]:
     lines = []
     for item in error.errors(include_url=False):
         # pydantic adds union/choice names (e.g. "str", "function-after[...]") to the location.
-        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and ("[" in p or p in ("str", "int", "list", "dict", "bool"))))
+        loc = tuple(
+            p
+            for p in item["loc"]
+            if not (isinstance(p, str) and ("[" in p or p in ("str", "int", "list", "dict", "bool")))
+        )
         ctx_error = (item.get("ctx") or {}).get("error")
         if isinstance(ctx_error, FieldError):
             loc = loc + (ctx_error.field,)
@@ -50,13 +54,18 @@ def problems(host_name: str, error: ValidationError) -> list[str]:
             value = item["input"]
             siblings = _known_fields(loc[:-1])
             close = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
-            rule = "unknown setting" + (f"; did you mean {close[0]}?" if close else f"; known here: {', '.join(sorted(siblings))}")
+            rule = "unknown setting" + (
+                f"; did you mean {close[0]}?" if close else f"; known here: {', '.join(sorted(siblings))}"
+            )
         elif item["type"] == "missing":
             value, rule = None, "is required"
         else:
             value = item.get("input")
             rule = item["msg"].removeprefix("Value error, ")
-        lines.append(f"host {host_name}: {_loc_path(loc)} = {_show(value, loc) if item['type'] != 'missing' else '(missing)'}: {rule}")
+        lines.append(
+            f"host {host_name}: {_loc_path(loc)} = "
+            f"{_show(value, loc) if item['type'] != 'missing' else '(missing)'}: {rule}"
+        )
     return lines
 
 
@@ -69,10 +78,12 @@ def _known_fields(loc: tuple) -> list[str]:
         if field is None:
             return []
         annotation = field.annotation
-        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        candidates = [
+            a
+            for a in getattr(annotation, "__args__", (annotation,))
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
         if not candidates:
             return []
         model = candidates[0]
     return list(model.model_fields)
-
-

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
@@ -111,12 +112,23 @@ Interface = Annotated[str, AfterValidator(interface)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 SecretRef = Annotated[Any, AfterValidator(secret)]
 # sshd's AllowUsers/AllowGroups take plain account names here (no patterns, no user@host).
-Account = Annotated[str, AfterValidator(lambda v: check(_ACCOUNT, v, "must be a plain user or group name (lower-case letters, digits, . _ -; no patterns)"))]
+Account = Annotated[
+    str,
+    AfterValidator(
+        lambda v: check(
+            _ACCOUNT, v, "must be a plain user or group name (lower-case letters, digits, . _ -; no patterns)"
+        )
+    ),
+]
 Hostname = Annotated[str, AfterValidator(lambda v: check(_HOSTNAME, v, "must be a single DNS label"))]
 ClockTime = Annotated[str, AfterValidator(lambda v: check(_CLOCK, v, "must be a time of day HH:MM, like 04:00"))]
 Sha256 = Annotated[str, AfterValidator(lambda v: check(_SHA256, v, "must be 64 lower-case hex digits"))]
-ReleaseDate = Annotated[str, AfterValidator(lambda v: check(_VERSION_DATE, v, "must be an OpenClaw release version like 2026.9.6"))]
-NodeVersion = Annotated[str, AfterValidator(lambda v: check(_NODE_VERSION, v, "must be a full Node.js version like 24.21.0"))]
+ReleaseDate = Annotated[
+    str, AfterValidator(lambda v: check(_VERSION_DATE, v, "must be an OpenClaw release version like 2026.9.6"))
+]
+NodeVersion = Annotated[
+    str, AfterValidator(lambda v: check(_NODE_VERSION, v, "must be a full Node.js version like 24.21.0"))
+]
 HttpsUrl = Annotated[str, AfterValidator(https_url)]
 ProxyUrl = Annotated[str, AfterValidator(proxy_url)]
 PemFile = Annotated[str, AfterValidator(pem_file)]

@@ -32,4 +32,6 @@ class TlsSettings(Strict):
         try:
             return https_url(value)
         except ValueError:
-            raise ValueError("must be letsencrypt, letsencrypt-staging or the https:// URL of an RFC 8555 directory") from None
+            raise ValueError(
+                "must be letsencrypt, letsencrypt-staging or the https:// URL of an RFC 8555 directory"
+            ) from None

@@ -45,16 +45,36 @@ def apply(settings: HostSettings):
 
     files.directory(name=f"Firewall state directory {STATE_DIR}", path=STATE_DIR, mode="700")
     files.directory(name=f"Ruleset directory {NFT_DIR}", path=NFT_DIR, mode="755")
-    template(name=f"Apply script {APPLY}", role="firewall", src="openclaw-kit-firewall-apply.j2", dest=APPLY, mode="750",
-             **script_data())
+    template(
+        name=f"Apply script {APPLY}",
+        role="firewall",
+        src="openclaw-kit-firewall-apply.j2",
+        dest=APPLY,
+        mode="750",
+        **script_data(),
+    )
     rules = ruleset(settings)
-    files.put(name=f"Desired ruleset {DESIRED}", src=io.StringIO(rules), dest=DESIRED, mode="600", create_remote_dir=False)
+    files.put(
+        name=f"Desired ruleset {DESIRED}", src=io.StringIO(rules), dest=DESIRED, mode="600", create_remote_dir=False
+    )
 
     # Persistence: nftables.service loads the kit's file at boot, and stopping it removes only the kit's table.
-    template(name=f"{NFT_CONF} includes {NFT_DIR}, flushes nothing", role="firewall", src="nftables.conf.j2", dest=NFT_CONF,
-             mode="755", include_dir=NFT_DIR, persisted=PERSISTED)
-    override_op = template(name="nftables.service stops by deleting only the kit's table", role="firewall",
-                           src="nftables-service-override.conf.j2", dest=SERVICE_OVERRIDE, table=TABLE)
+    template(
+        name=f"{NFT_CONF} includes {NFT_DIR}, flushes nothing",
+        role="firewall",
+        src="nftables.conf.j2",
+        dest=NFT_CONF,
+        mode="755",
+        include_dir=NFT_DIR,
+        persisted=PERSISTED,
+    )
+    override_op = template(
+        name="nftables.service stops by deleting only the kit's table",
+        role="firewall",
+        src="nftables-service-override.conf.j2",
+        dest=SERVICE_OVERRIDE,
+        table=TABLE,
+    )
     systemd.daemon_reload(name="Reload systemd for the nftables.service override", _if=override_op.did_change)
     systemd.service(name="nftables.service enabled and running", service="nftables.service", running=True, enabled=True)
 
@@ -66,8 +86,12 @@ def apply(settings: HostSettings):
             commands=[f"{APPLY} --timeout {CONFIRM_SECONDS} {DESIRED}"],
         )
         if issubclass(host.connector_cls, SSHConnector):
-            python.call(name="Confirm the firewall over a new SSH connection", function=confirm_over_new_connection,
-                        confirm_command=f"{APPLY} --confirm", probation_seconds=CONFIRM_SECONDS)
+            python.call(
+                name="Confirm the firewall over a new SSH connection",
+                function=confirm_over_new_connection,
+                confirm_command=f"{APPLY} --confirm",
+                probation_seconds=CONFIRM_SECONDS,
+            )
         else:
             # local, docker, ...: no SSH connection a firewall could cut.
             server.shell(name="Confirm the firewall", commands=[f"{APPLY} --confirm"])
@@ -121,8 +145,16 @@ def collapsed(networks: list, version: int) -> list[str]:
 
 
 def script_data() -> dict:
-    return dict(path=APPLY, table=TABLE, run_dir=RUN_DIR, persisted=PERSISTED, marker=MARKER, unit=ROLLBACK_UNIT,
-                fingerprint=FINGERPRINT, default_timeout=CONFIRM_SECONDS)
+    return dict(
+        path=APPLY,
+        table=TABLE,
+        run_dir=RUN_DIR,
+        persisted=PERSISTED,
+        marker=MARKER,
+        unit=ROLLBACK_UNIT,
+        fingerprint=FINGERPRINT,
+        default_timeout=CONFIRM_SECONDS,
+    )
 
 
 # --- is the live firewall the rendered one? ------------------------------------------------------
@@ -135,9 +167,11 @@ class FirewallStatus(FactBase):
         return "nft"
 
     def command(self) -> str:
-        return (f"echo \"persisted $(sha256sum < {PERSISTED} 2>/dev/null | cut -c1-64)\"; "
-                f"echo \"marker $(cat {MARKER} 2>/dev/null)\"; "
-                f"echo \"live $({FINGERPRINT})\"")
+        return (
+            f'echo "persisted $(sha256sum < {PERSISTED} 2>/dev/null | cut -c1-64)"; '
+            f'echo "marker $(cat {MARKER} 2>/dev/null)"; '
+            f'echo "live $({FINGERPRINT})"'
+        )
 
     def process(self, output) -> dict[str, str]:
         return {key: value.strip() for key, _, value in (line.partition(" ") for line in output)}

@@ -145,7 +145,7 @@ def test_failed_ssh_logins_from_another_host_ban_it_until_the_bantime_is_over(no
     seconds, end_text = record.split("\t", 1)[1].split(" + ", 1)[1].split(" = ")
     assert int(seconds) >= BANTIME
     # The sandbox hosts share this machine's clock, and run in UTC.
-    ends = datetime.datetime.strptime(end_text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc).timestamp()
+    ends = datetime.datetime.strptime(end_text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.UTC).timestamp()
     assert wait_for(lambda: not banned(sandbox_state, target, attacker), BANTIME + 30) is not None, "still banned long after the ban time"
     late = time.time() - ends
     print(f"unbanned {late:+.1f} s from the end fail2ban recorded (bantime {BANTIME} s)")

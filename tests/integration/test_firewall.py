@@ -80,7 +80,7 @@ def probe_from_controller(address: str, port: int) -> str:
     try:
         socket.create_connection((address, port), timeout=3).close()
         return "open"
-    except socket.timeout:
+    except TimeoutError:
         return "timeout"
     except ConnectionRefusedError:
         return "refused"

@@ -1,7 +1,6 @@
 """Role base on the controller: its settings rules, the kernel keys it picks, what it renders."""
 
 import re
-
 import shlex
 import subprocess
 
@@ -10,7 +9,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from openclaw_kit.settings import SettingsError, validate_hosts
 from openclaw_kit.templates import TEMPLATES
-from roles.base import SSHD_CANDIDATE, RA_KEYS, SYSCTL, kernel_settings, sshd_check_script, sshd_dropin
+from roles.base import RA_KEYS, SSHD_CANDIDATE, SYSCTL, kernel_settings, sshd_check_script, sshd_dropin
 from tests.unit.fake_host import ENV, one_problem
 
 GOOD = {

@@ -47,7 +47,7 @@ def confdir(tmp_path: Path, files: dict[str, str]) -> Path:
 
 def access_line(address: str, status: int, uri: str = "/", agent: str = "curl/8") -> str:
     """A line as nginx writes it with the kit's log_format kit_json (escape=json)."""
-    now = datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
+    now = datetime.datetime.now(datetime.UTC).astimezone().isoformat(timespec="seconds")
 
     def esc(value: str) -> str:
         return value.replace("\\", "\\\\").replace('"', '\\"')

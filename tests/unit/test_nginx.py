@@ -88,7 +88,7 @@ def test_rendered_configuration(data):
     assert site.count(f"server_name {names};") == 2
     assert "location ^~ /.well-known/acme-challenge/ {" in site and f"root {role.ACME_WEBROOT};" in site
     assert "return 308 https://$host$request_uri;" in site
-    assert ["listen 80 default_server;", "listen [::]:80 default_server;"] == [line for line in default if line.startswith("listen 80") or line.startswith("listen [::]:80")]
+    assert [line for line in default if line.startswith("listen 80") or line.startswith("listen [::]:80")] == ["listen 80 default_server;", "listen [::]:80 default_server;"]
     assert "return 444;" in default
     # Port 443: unknown names are refused in the handshake; http2 as a listen parameter (nginx 1.22/1.24).
     assert "ssl_reject_handshake on;" in default and "listen 443 ssl http2 default_server;" in default
