@@ -22,6 +22,7 @@ class Platform:
     scheduler: str  # cron.d
     log_rotation: str  # logrotate
     root_group: str  # the group of root-owned files: root (wheel on macOS)
+    log_group: str  # the group that may read system logs: adm
     nologin: str  # the shell of accounts nobody logs in to
     sshd: str  # the sshd binary
 
@@ -34,6 +35,7 @@ _DEBIAN = dict(
     scheduler="cron.d",
     log_rotation="logrotate",
     root_group="root",
+    log_group="adm",
     nologin="/usr/sbin/nologin",
     sshd="/usr/sbin/sshd",
 )

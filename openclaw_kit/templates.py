@@ -5,7 +5,10 @@ import shlex
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pyinfra import host
 from pyinfra.operations import files
+
+from openclaw_kit.platform import platform_of
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 # Directories every Debian/Ubuntu host has (base-files, apt, systemd, cron: the kit installs cron
@@ -15,8 +18,17 @@ SYSTEM_DIRS = {"/etc", "/etc/apt/apt.conf.d", "/etc/cron.d", "/etc/systemd/syste
 
 
 def template(
-    *, name: str, role: str, src: str, dest: str, mode: str = "644", user: str = "root", group: str = "root", **data
+    *,
+    name: str,
+    role: str,
+    src: str,
+    dest: str,
+    mode: str = "644",
+    user: str = "root",
+    group: str | None = None,
+    **data,
 ):
+    """A file on the host from templates/<role>/<src>; owned by root and the platform's root group by default."""
     # An explicit name keeps the template's data out of pyinfra's output (upstream issue #1896).
     return files.template(
         name=name,
@@ -24,7 +36,7 @@ def template(
         dest=dest,
         mode=mode,
         user=user,
-        group=group,
+        group=group or platform_of(host).root_group,
         create_remote_dir=posixpath.dirname(dest) not in SYSTEM_DIRS,
         **data,
     )

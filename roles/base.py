@@ -206,7 +206,7 @@ def base(settings: HostSettings):
         template(
             name="Send apt through the proxy",
             role="base",
-            src="apt-proxy.conf.j2",
+            src=f"{platform_of(host).family}/apt-proxy.conf.j2",
             dest=APT_PROXY,
             proxy=settings.proxy,
         )
@@ -236,7 +236,7 @@ def _unattended_upgrades(settings: HostSettings) -> None:
     template(
         name="Unattended upgrades: security updates only",
         role="base",
-        src="unattended-upgrades.conf.j2",
+        src=f"{platform_of(host).family}/unattended-upgrades.conf.j2",
         dest=UNATTENDED_UPGRADES,
         distribution=host.get_fact(LinuxDistribution)["name"],
         reboot=settings.unattended_reboot,

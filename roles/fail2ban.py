@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import shlex
 
+from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
 from openclaw_kit.operations import check_then_promote, checked_config, promote_files
 from openclaw_kit.packages import install_missing
+from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import render
 from roles.firewall.nftables import TABLE
@@ -54,6 +56,7 @@ def fail2ban(settings: HostSettings):
         candidate_dir=CANDIDATE_DIR,
         check=check_command(),
         rejected=REJECTED,
+        group=platform_of(host).root_group,
     )
     # reload-or-restart: on a fresh Debian 12 host the packaged fail2ban is not running yet.
     server.shell(

@@ -27,6 +27,7 @@ from pyinfra.operations.util import any_changed
 from openclaw_kit.certificates import server_certificate
 from openclaw_kit.operations import check_then_promote, checked_config
 from openclaw_kit.packages import install_missing
+from openclaw_kit.platform import platform_of
 from openclaw_kit.secrets import Secret, private_file
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import render
@@ -70,8 +71,11 @@ REJECTED = "nginx rejected the new configuration (its message is above); the run
 
 @deploy("nginx")
 def nginx(settings: HostSettings):
+    platform = platform_of(host)
     install_missing(["nginx"])
-    files.directory(name=f"ACME webroot {ACME_WEBROOT}", path=ACME_WEBROOT, user="root", group="root", mode="755")
+    files.directory(
+        name=f"ACME webroot {ACME_WEBROOT}", path=ACME_WEBROOT, user="root", group=platform.root_group, mode="755"
+    )
     # Debian's default site would claim default_server on port 80 too.
     default_op = files.link(name=f"No distro default site {DEFAULT_SITE}", path=DEFAULT_SITE, present=False)
 
@@ -83,14 +87,16 @@ def nginx(settings: HostSettings):
         and host.get_fact(File, path=f"{BOOTSTRAP_DIR}/privkey.pem")
     ):
         cert_pem, key_pem = bootstrap_certificate(settings)
-        files.directory(name=f"Directory {BOOTSTRAP_DIR}", path=BOOTSTRAP_DIR, user="root", group="root", mode="755")
+        files.directory(
+            name=f"Directory {BOOTSTRAP_DIR}", path=BOOTSTRAP_DIR, user="root", group=platform.root_group, mode="755"
+        )
         bootstrap_ops = [
             private_file(
                 name=f"Self-signed bootstrap key {BOOTSTRAP_DIR}/privkey.pem",
                 path=f"{BOOTSTRAP_DIR}/privkey.pem",
                 content=Secret("bootstrap key", key_pem.decode()),
                 user="root",
-                group="root",
+                group=platform.root_group,
                 private_dir=f"/tmp/openclaw-kit-{host.data.get('ssh_user') or 'root'}",
             ),
             files.put(
@@ -98,7 +104,7 @@ def nginx(settings: HostSettings):
                 src=io.BytesIO(cert_pem),
                 dest=f"{BOOTSTRAP_DIR}/fullchain.pem",
                 user="root",
-                group="root",
+                group=platform.root_group,
                 mode="644",
             ),
         ]
@@ -123,6 +129,7 @@ def nginx(settings: HostSettings):
         check=check_command(list(desired)),
         rejected=REJECTED,
         promote=promote_command(),
+        group=platform.root_group,
     )
 
     # The live configuration is checked once more before the reload (the default site or the
@@ -151,22 +158,11 @@ def config_files(
     https_listen=HTTPS_LISTEN,
 ) -> dict[str, str]:
     """The kit's nginx files by path relative to /etc/nginx (the keyword arguments: for tests only)."""
-    data = dict(
-        settings=settings,
-        certificate=certificate,
-        certificate_key=certificate_key,
-        etc=etc,
-        log_dir=log_dir,
-        pid=pid,
-        access_log=f"{log_dir}/{ACCESS_LOG_NAME}",
-        acme_webroot=acme_webroot,
-        http_listen=list(http_listen),
-        https_listen=list(https_listen),
-        live_dir=f"{etc}/openclaw-kit",
-        candidate_dir=f"{etc}/openclaw-kit.candidate",
-        include_pattern=INCLUDE_PATTERN,
-        webhook_prefixes=WEBHOOK_PREFIXES,
-    )
+    data = dict(settings=settings, certificate=certificate, certificate_key=certificate_key, etc=etc, log_dir=log_dir,
+                pid=pid, access_log=f"{log_dir}/{ACCESS_LOG_NAME}", acme_webroot=acme_webroot,
+                http_listen=list(http_listen), https_listen=list(https_listen), live_dir=f"{etc}/openclaw-kit",
+                candidate_dir=f"{etc}/openclaw-kit.candidate", include_pattern=INCLUDE_PATTERN,
+                webhook_prefixes=WEBHOOK_PREFIXES)
     rendered = {"nginx.conf": render("nginx", "nginx.conf.j2", **data)}
     rendered.update({f"openclaw-kit/{name}": render("nginx", src, **data) for name, src in SERVERS.items()})
     return rendered

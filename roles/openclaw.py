@@ -24,12 +24,12 @@ from openclaw_kit import jsonconfig
 from openclaw_kit.errors import ControllerError, SettingsError
 from openclaw_kit.operations import checked_config, promote_files
 from openclaw_kit.packages import install_missing
+from openclaw_kit.platform import platform_of
 from openclaw_kit.secrets import secret_file
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import render, template
 
 USER = "openclaw"
-NOLOGIN = "/usr/sbin/nologin"
 SERVICE = "openclaw-gateway"
 STATE_DIR = "/var/lib/openclaw"
 LOG_DIR = "/var/log/openclaw"
@@ -85,9 +85,10 @@ def openclaw(settings: HostSettings):
     # The service user and its private places.
     # server.user reads every account on the host (0.3 s of a 5 s no-op run); one getent
     # answers whether there is anything for it to do.
-    if host.get_fact(Account, user=USER) != {"home": STATE_DIR, "shell": NOLOGIN}:
+    nologin = platform_of(host).nologin
+    if host.get_fact(Account, user=USER) != {"home": STATE_DIR, "shell": nologin}:
         server.user(
-            name=f"System user {USER}", user=USER, system=True, home=STATE_DIR, shell=NOLOGIN, create_home=False
+            name=f"System user {USER}", user=USER, system=True, home=STATE_DIR, shell=nologin, create_home=False
         )
     files.directory(name=f"State directory {STATE_DIR}", path=STATE_DIR, user=USER, group=USER, mode="700")
     files.directory(name=f"Log directory {LOG_DIR}", path=LOG_DIR, user=USER, group=USER, mode="750")
@@ -162,16 +163,9 @@ def openclaw(settings: HostSettings):
         )
 
     # The service.
-    unit_op = template(
-        name=f"Unit {UNIT}",
-        role="openclaw",
-        src="openclaw-gateway.service.j2",
-        dest=UNIT,
-        openclaw_version=settings.openclaw_version,
-        port=settings.gateway_port,
-        log_dir=LOG_DIR,
-        **cli_data(),
-    )
+    unit_op = template(name=f"Unit {UNIT}", role="openclaw", src="openclaw-gateway.service.j2", dest=UNIT,
+                       openclaw_version=settings.openclaw_version, port=settings.gateway_port, log_dir=LOG_DIR,
+                       **cli_data())
     systemd.daemon_reload(name="Reload systemd for the new unit", _if=unit_op.did_change)
     # Restart first, then ensure running: a fresh host starts once (a start killed a moment later
     # can leave OpenClaw's state migration half done), and a stopped gateway is started by the second.

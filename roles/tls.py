@@ -23,6 +23,7 @@ from pyinfra.api import FactBase, deploy
 from pyinfra.operations import files, server, systemd
 
 from openclaw_kit.packages import install_missing
+from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import template
 from roles.logs import JOB
@@ -118,7 +119,7 @@ def tls(settings: HostSettings):
             src=settings.acme_ca_file,
             dest=ACME_CA_FILE,
             user="root",
-            group="root",
+            group=platform_of(host).root_group,
             mode="644",
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from openclaw_kit.secrets import Secret
 from openclaw_kit.settings.rules import FieldError, HttpsUrl, NodeVersion, ReleaseDate, SecretRef, Sha256, Strict
@@ -14,6 +14,18 @@ _SLACK_WORKSPACE = re.compile(r"^T[A-Z0-9]{6,}$")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{6,}$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 SECRET_FIELDS = {"gateway_token", "bot_token", "app_token"}
+
+def matching(pattern: re.Pattern, what: str):
+    """A list of strings that each match `pattern`; the error names the first that does not."""
+
+    def each(value: list[str]) -> list[str]:
+        for item in value:
+            if not pattern.match(item):
+                raise ValueError(f"{item!r} is not {what}")
+        return value
+
+    return Annotated[list[str], AfterValidator(each)]
+
 
 DmPolicy = Literal["allowlist", "pairing", "open", "disabled"]
 GroupPolicy = Literal["allowlist", "open", "disabled"]
@@ -65,25 +77,9 @@ class Telegram(Channel):
 class Slack(Channel):
     bot_token: SecretRef
     app_token: SecretRef
-    workspace_ids: list[str] = []
-    allow_from: list[str] = []
+    workspace_ids: matching(_SLACK_WORKSPACE, "a Slack workspace id (T followed by letters and digits)") = []
+    allow_from: matching(_SLACK_USER, "a Slack user id (U or W followed by letters and digits)") = []
     group_allow_from: list[str] = []
-
-    @field_validator("workspace_ids")
-    @classmethod
-    def _workspaces(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if not _SLACK_WORKSPACE.match(item):
-                raise ValueError(f"{item!r} is not a Slack workspace id (T followed by letters and digits)")
-        return value
-
-    @field_validator("allow_from")
-    @classmethod
-    def _users(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if not _SLACK_USER.match(item):
-                raise ValueError(f"{item!r} is not a Slack user id (U or W followed by letters and digits)")
-        return value
 
     @model_validator(mode="after")
     def _workspace_required(self):
@@ -93,16 +89,8 @@ class Slack(Channel):
 
 
 class WhatsApp(Channel):
-    allow_from: list[str] = []
+    allow_from: matching(_E164, "a phone number in E.164 form, like +15551234567") = []
     group_allow_from: list[str] = []
-
-    @field_validator("allow_from")
-    @classmethod
-    def _numbers(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if not _E164.match(item):
-                raise ValueError(f"{item!r} is not a phone number in E.164 form, like +15551234567")
-        return value
 
 
 class Channels(Strict):

@@ -59,15 +59,8 @@ def apply(settings: HostSettings):
     )
 
     # Persistence: nftables.service loads the kit's file at boot, and stopping it removes only the kit's table.
-    template(
-        name=f"{NFT_CONF} includes {NFT_DIR}, flushes nothing",
-        role="firewall",
-        src="nftables.conf.j2",
-        dest=NFT_CONF,
-        mode="755",
-        include_dir=NFT_DIR,
-        persisted=PERSISTED,
-    )
+    template(name=f"{NFT_CONF} includes {NFT_DIR}, flushes nothing", role="firewall", src="nftables.conf.j2",
+             dest=NFT_CONF, mode="755", include_dir=NFT_DIR, persisted=PERSISTED)
     override_op = template(
         name="nftables.service stops by deleting only the kit's table",
         role="firewall",
@@ -145,16 +138,8 @@ def collapsed(networks: list, version: int) -> list[str]:
 
 
 def script_data() -> dict:
-    return dict(
-        path=APPLY,
-        table=TABLE,
-        run_dir=RUN_DIR,
-        persisted=PERSISTED,
-        marker=MARKER,
-        unit=ROLLBACK_UNIT,
-        fingerprint=FINGERPRINT,
-        default_timeout=CONFIRM_SECONDS,
-    )
+    return dict(path=APPLY, table=TABLE, run_dir=RUN_DIR, persisted=PERSISTED, marker=MARKER, unit=ROLLBACK_UNIT,
+                fingerprint=FINGERPRINT, default_timeout=CONFIRM_SECONDS)
 
 
 # --- is the live firewall the rendered one? ------------------------------------------------------

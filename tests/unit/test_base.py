@@ -172,7 +172,7 @@ def test_sysctl_file_sets_exactly_the_applied_keys_and_explains_the_rest():
 @pytest.mark.parametrize("distribution", ["Debian", "Ubuntu"])
 @pytest.mark.parametrize("reboot", [False, True])
 def test_unattended_upgrades_are_security_only(distribution, reboot):
-    text = _render("unattended-upgrades.conf.j2", distribution=distribution, reboot=reboot, reboot_time="03:30")
+    text = _render("debian/unattended-upgrades.conf.j2", distribution=distribution, reboot=reboot, reboot_time="03:30")
     # apt adds up list entries from every file: the package's own origins must be cleared first.
     assert "#clear Unattended-Upgrade::Origins-Pattern;" in text and "#clear Unattended-Upgrade::Allowed-Origins;" in text
     patterns = re.findall(r'^\s*"(origin=[^"]+)";', text, re.M)
