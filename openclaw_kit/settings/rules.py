@@ -63,10 +63,11 @@ def https_url(value: str) -> str:
 
 def proxy_url(value: str) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
-        raise ValueError("must be http://host:port or https://host:port")
+    # First: the value is shown masked in the error, but the rule about credentials matters most.
     if parts.username or parts.password:
         raise ValueError("must not carry credentials (they would be written to world-readable apt and npm config)")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
+        raise ValueError("must be http://host:port or https://host:port")
     return value
 
 

@@ -288,6 +288,7 @@ def test_a_deploy_whose_admin_cidrs_exclude_the_controller_changes_nothing(deplo
         output = run.stdout + run.stderr
         assert run.returncode != 0
         assert "no host was changed" in output
+        assert "deploy problem" in output and "settings problem" not in output, "a lockout is not a settings problem"
         assert f"this deploy connects from {sandbox_state['gateway']}, which is not in admin_cidrs = ['192.0.2.0/24']" in output
         assert f"host {sbx1}:" in output or f"host {sandbox_state['hosts'][1]['address']}:" in output
         assert "Beginning operation run" not in output

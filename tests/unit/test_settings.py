@@ -186,9 +186,12 @@ def test_all_problems_of_all_hosts_at_once():
     assert str(caught.value).startswith("4 settings problems; no host was changed:")
 
 
-def test_proxy_must_not_carry_credentials():
-    line = one_problem({"proxy": "http://user:pw@proxy.example.com:3128"}, "proxy")
+@pytest.mark.parametrize("proxy", ["http://user:Sentinel-Pw-4711@proxy.example.com:3128", "https://user:Sentinel-Pw-4711@proxy.example.com"])
+def test_proxy_must_not_carry_credentials_and_the_password_is_never_shown(proxy):
+    line = one_problem({"proxy": proxy}, "proxy")
     assert "credentials" in line
+    assert "Sentinel-Pw-4711" not in line, line
+    assert "user:***@proxy.example.com" in line
 
 
 def test_acme_directory_shortcuts_and_urls():
