@@ -83,6 +83,11 @@ def system_of(host) -> System:
 
 def platform_of(host) -> Platform:
     """The host's platform; settings_for has refused unsupported systems before any role asks."""
-    platform = platform_of_system(system_of(host))
-    assert platform is not None, f"{host.name}: settings_for must refuse an unsupported system first"
+    system = system_of(host)
+    platform = platform_of_system(system)
+    if platform is None:  # settings_for refuses it first; a role run on its own ends here
+        from openclaw_kit.errors import SettingsError
+
+        raise SettingsError([f"host {host.name}: operating system = {system.distribution or system.kernel!r}: "
+                             f"{system_problem(system)}"])
     return platform
