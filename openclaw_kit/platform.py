@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openclaw_kit.errors import SettingsError
+
 
 @dataclass(frozen=True)
 class Platform:
@@ -86,8 +88,6 @@ def platform_of(host) -> Platform:
     system = system_of(host)
     platform = platform_of_system(system)
     if platform is None:  # settings_for refuses it first; a role run on its own ends here
-        from openclaw_kit.errors import SettingsError
-
         raise SettingsError([f"host {host.name}: operating system = {system.distribution or system.kernel!r}: "
                              f"{system_problem(system)}"])
     return platform
