@@ -17,6 +17,8 @@ gateways = (
         "ssh_user": "root",
         # Who may reach SSH. Get this right: everything else is dropped.
         "admin_cidrs": ["203.0.113.10/32"],
+        # The Control UI is not public (README, role nginx): reach it with `ssh -L 18789:127.0.0.1:18789`.
+        "sshd_tcp_forwarding": "local",
         "admin_email": "admin@example.com",
         "acme_directory": "letsencrypt",
         "gateway_token": "${OPENCLAW_GATEWAY_TOKEN}",

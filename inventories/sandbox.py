@@ -39,6 +39,9 @@ sandbox = (
         "proxy": _state["proxy"],
         "proxy_ca_file": _state["proxy_ca_file"],
         "public_interface": "host0",
+        # OpenClaw's generic webhook route is public, as for a user who triggers the agent from
+        # outside: the tests check it reaches the gateway while everything else gets 403.
+        "public_webhooks": ["hooks"],
         # The hosts reach only package registries (through the proxy): Node.js comes from npm's.
         "node_source": "npm-package",
         "gateway_token": "${OPENCLAW_GATEWAY_TOKEN}",

@@ -36,7 +36,8 @@ NGINX_JAILS = [
     {"name": "openclaw-kit-nginx-limit", "statuses": ["429"], "maxretry_factor": 4,
      "why": "Requests nginx refused with 429: over the rate (limit_req) or connection (limit_conn) limits."},
     {"name": "openclaw-kit-nginx-auth", "statuses": ["401", "403"],
-     "why": "Requests the gateway refused with 401 or 403: guessing tokens or probing what needs them."},
+     "why": "Requests refused with 401 or 403: guessing tokens, or probing from a public address what only "
+            "operators may reach."},
 ]
 REJECTED = "fail2ban rejected the new configuration (its message is above); the running fail2ban keeps the old one"
 

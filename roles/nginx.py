@@ -30,6 +30,7 @@ from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.secrets import Secret, private_file
 from openclaw_kit.settings import HostSettings
+from openclaw_kit.settings.nginx import WEBHOOK_PATHS
 from openclaw_kit.templates import render
 
 ETC = "/etc/nginx"
@@ -56,16 +57,9 @@ LETSENCRYPT_LIVE = "/etc/letsencrypt/live"  # certbot's: live/<cert-name>/{fullc
 # 30 days: long enough for the first issuance to be retried, short enough that a forgotten one
 # does not pass for a real one.
 BOOTSTRAP_DAYS = 30
-# The gateway's webhook routes at their defaults in OpenClaw's docs (2026.9.6): hooks.path
-# (/hooks), Slack in HTTP mode (/slack/events), Google Chat (/googlechat), LINE (/line/webhook),
-# Feishu (/feishu/events), Nextcloud Talk (/nextcloud-talk-webhook), Synology Chat
-# (/webhook/synology), SMS (/webhooks/sms), the webhooks plugin (/plugins/webhooks/<name>).
-# Not here: the webhook listeners of Telegram (127.0.0.1:8787) and Microsoft Teams (:3978) are
-# ports of their own, not the gateway's; the kit runs Telegram by long polling (no inbound route).
-WEBHOOK_PREFIXES = (
-    "hooks", "slack/events", "googlechat", "line", "feishu/events", "nextcloud-talk-webhook",
-    "webhook", "webhooks", "plugins/webhooks",
-)
+# Operators reach the Control UI, its WebSocket and the HTTP API from these addresses only (plus
+# private_cidrs, and admin_cidrs with the opt-in): loopback is an SSH tunnel or the host itself.
+LOOPBACK = ("127.0.0.1", "::1")
 REJECTED = "nginx rejected the new configuration (its message is above); the running nginx keeps the old one"
 
 
@@ -162,10 +156,17 @@ def config_files(
                 pid=pid, access_log=f"{log_dir}/{ACCESS_LOG_NAME}", acme_webroot=acme_webroot,
                 http_listen=list(http_listen), https_listen=list(https_listen), live_dir=f"{etc}/openclaw-kit",
                 candidate_dir=f"{etc}/openclaw-kit.candidate", include_pattern=INCLUDE_PATTERN,
-                webhook_prefixes=WEBHOOK_PREFIXES)
+                webhook_paths=[WEBHOOK_PATHS[name] for name in sorted(set(settings.public_webhooks))],
+                operator_cidrs=operator_cidrs(settings))
     rendered = {"nginx.conf": render("nginx", "nginx.conf.j2", **data)}
     rendered.update({f"openclaw-kit/{name}": render("nginx", src, **data) for name, src in SERVERS.items()})
     return rendered
+
+
+def operator_cidrs(settings: HostSettings) -> list[str]:
+    """Who gets more than the public webhooks over 443: loopback, the private network, admin_cidrs by opt-in."""
+    opted_in = settings.admin_cidrs if settings.dangerously_expose_control_ui_to_admin_cidrs else []
+    return list(dict.fromkeys([*LOOPBACK, *settings.private_cidrs, *opted_in]))
 
 
 def check_command(relatives: list[str], etc: str = ETC) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import shlex
+from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import FactBase, deploy
@@ -37,6 +38,8 @@ CRON_FILE = "/etc/cron.d/openclaw-kit-certbot"
 RELOAD_PENDING = "/var/lib/letsencrypt/openclaw-kit-reload-pending"
 LOG_TAG = "openclaw-kit-tls"
 JOB_NAME = "certificate-renewal"  # in the audit log's JSON lines (role logs' job runner)
+# The email the kit last registered the ACME account with (certbot keeps none on disk).
+ACCOUNT_EMAIL = "/var/lib/letsencrypt/openclaw-kit-account-email"
 # certbot renews 30 days before expiry; a deploy that finds less left knows the cron path failed.
 RENEW_DAYS = 30
 CERTBOT_TIMER_MASK = "/etc/systemd/system/certbot.timer"
@@ -69,6 +72,40 @@ class IssuedCertificate(FactBase):
         return found if found["not_after"] else None
 
 
+class AcmeAccount(FactBase):
+    """Whether certbot has an account at an ACME directory, and the email the kit last gave it (its marker file).
+
+    certbot keeps no contact email on disk (regr.json's body is empty), and asking the server
+    (`certbot show_account`) on every run would make a no-op deploy talk to the ACME server.
+    """
+
+    def command(self, directory: str, marker: str):
+        url = urlsplit(directory)
+        accounts = shlex.quote(f"/etc/letsencrypt/accounts/{url.netloc}{url.path}")
+        return (f"if ls {accounts}/*/regr.json >/dev/null 2>&1; then echo account; fi; "
+                f"if [ -f {shlex.quote(marker)} ]; then echo \"email=$(cat {shlex.quote(marker)})\"; fi")
+
+    @staticmethod
+    def default():
+        # pyinfra gives this, not process()'s answer, when the command printed nothing: a fresh host.
+        return {"exists": False, "email": None}
+
+    def process(self, output: list[str]):
+        emails = [line.removeprefix("email=") for line in output if line.startswith("email=")]
+        return {"exists": "account" in output, "email": emails[0] if emails else None}
+
+
+def account_update_commands(settings: HostSettings) -> list[str]:
+    """certbot's update_account: the ACME server learns the new admin_email (expiry notices, account recovery)."""
+    env = f"REQUESTS_CA_BUNDLE={ACME_CA_FILE} " if settings.acme_ca_file else ""
+    return [f"{env}certbot update_account --non-interactive --no-eff-email --email {shlex.quote(settings.admin_email)} "
+            f"--server {shlex.quote(settings.acme_directory)}", remember_email(settings)]
+
+
+def remember_email(settings: HostSettings) -> str:
+    return f"printf '%s\\n' {shlex.quote(settings.admin_email)} > {ACCOUNT_EMAIL}"
+
+
 def needs_issuance(settings: HostSettings, issued: dict | None, now: datetime.datetime) -> str | None:
     """Why the deploy must ask the ACME server for a certificate, or None when the host has a fitting one."""
     if not issued:
@@ -97,6 +134,8 @@ def issue_commands(settings: HostSettings, force: bool) -> list[str]:
         # -n: replace the link itself, not create one inside the directory it points to.
         f"ln -sfn {q(f'{LETSENCRYPT_LIVE}/{settings.domain}')} {CURRENT}",
         "nginx -t -q && systemctl reload nginx.service",
+        # certonly registered the account with admin_email if there was none (an existing one was updated first).
+        remember_email(settings),
     ]
 
 
@@ -151,6 +190,11 @@ def tls(settings: HostSettings):
         job_name=JOB_NAME,
         **data,
     )
+
+    # An account made with an earlier admin_email: tell the ACME server the new one (no new account).
+    account = host.get_fact(AcmeAccount, directory=settings.acme_directory, marker=ACCOUNT_EMAIL)
+    if account["exists"] and account["email"] != settings.admin_email:
+        server.shell(name="ACME account's email updated to admin_email", commands=account_update_commands(settings))
 
     issued = host.get_fact(IssuedCertificate, cert_name=settings.domain)
     reason = needs_issuance(settings, issued, datetime.datetime.now(datetime.UTC))

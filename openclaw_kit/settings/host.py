@@ -13,12 +13,15 @@ from openclaw_kit.settings.base import BaseSettings
 from openclaw_kit.settings.fail2ban import Fail2banSettings
 from openclaw_kit.settings.firewall import FirewallSettings
 from openclaw_kit.settings.logs import LogsSettings
+from openclaw_kit.settings.nginx import NginxSettings
 from openclaw_kit.settings.openclaw import OpenclawSettings
 from openclaw_kit.settings.rules import FieldError
 from openclaw_kit.settings.tls import TlsSettings
 
 
-class HostSettings(TlsSettings, FirewallSettings, Fail2banSettings, OpenclawSettings, LogsSettings, BaseSettings):
+class HostSettings(
+    TlsSettings, NginxSettings, FirewallSettings, Fail2banSettings, OpenclawSettings, LogsSettings, BaseSettings
+):
     """Every setting of a host; the validators below are the rules that involve more than one role."""
 
     @model_validator(mode="after")

@@ -120,7 +120,8 @@ def ruleset_data(settings: HostSettings) -> dict:
         private_match=f'iifname "{settings.private_interface}" ' if settings.private_interface else "",
         private_v4=[str(net) for net in private if net.version == 4],
         private_v6=[str(net) for net in private if net.version == 6],
-        private_ports=sorted(set(settings.private_allowed_ports)),
+        # 443 too: operators reach the Control UI through nginx over the private network (role nginx).
+        private_ports=sorted(set(settings.private_allowed_ports) | ({443} if private else set())),
         egress=settings.egress,
         proxy_port=proxy_port if proxy_port not in (80, 443) else None,
         egress_ports=sorted(set(settings.egress_allowed_ports)),

@@ -59,6 +59,19 @@ def deploy_json(env: dict, *args: str, **kwargs) -> dict:
     return json.loads(run.stdout[run.stdout.index("{"):])
 
 
+def inventory_with(tmp_path: Path, **settings) -> str:
+    """The sandbox inventory with some settings changed, as a user would write it."""
+    path = tmp_path / "inventory.py"
+    path.write_text(
+        "import importlib.util\n"
+        f"_spec = importlib.util.spec_from_file_location('_sandbox_inventory', {str(REPO / 'inventories' / 'sandbox.py')!r})\n"
+        "_module = importlib.util.module_from_spec(_spec)\n"
+        "_spec.loader.exec_module(_module)\n"
+        f"sandbox = (_module.sandbox[0], {{**_module.sandbox[1], **{settings!r}}})\n"
+    )
+    return str(path)
+
+
 def changed_hosts(result: dict) -> dict[str, list[str]]:
     """Operation name -> hosts it changed, for the operations that changed anything."""
     return {op["name"]: op["success"] for op in result["results"]["operations"] if op["success"]}

@@ -4,12 +4,11 @@ back, and an sshd drop-in that sshd rejects never reaches the running sshd."""
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from roles.base import SSHD_CANDIDATE, SSHD_DROPIN
-from tests.integration.conftest import REPO, changed_hosts, deploy_json, run_pyinfra, ssh
+from tests.integration.conftest import REPO, changed_hosts, deploy_json, inventory_with, run_pyinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 
@@ -35,19 +34,6 @@ def sshd_effective(state, address) -> str:
 def sshd_state(state, address) -> str:
     """What must survive a rejected drop-in: the file, the listener's PID, the effective config."""
     return ssh(state, address, f"sha256sum {SSHD_DROPIN}; systemctl show -p MainPID --value ssh; sshd -T | sort").stdout
-
-
-def inventory_with(tmp_path: Path, **settings) -> str:
-    """The sandbox inventory with some settings changed, as a user would write it."""
-    path = tmp_path / "inventory.py"
-    path.write_text(
-        "import importlib.util\n"
-        f"_spec = importlib.util.spec_from_file_location('_sandbox_inventory', {str(REPO / 'inventories' / 'sandbox.py')!r})\n"
-        "_module = importlib.util.module_from_spec(_spec)\n"
-        "_spec.loader.exec_module(_module)\n"
-        f"sandbox = (_module.sandbox[0], {{**_module.sandbox[1], **{settings!r}}})\n"
-    )
-    return str(path)
 
 
 def test_first_run_hardens_both_hosts(deployed, kit_env):

@@ -12,7 +12,7 @@ import pytest
 
 import sandbox
 from roles.firewall.nftables import APPLY, DESIRED, FINGERPRINT, MARKER, PERSISTED, ROLLBACK_UNIT, TABLE
-from tests.integration.conftest import REPO, changed_hosts, deploy_json, run_pyinfra, ssh
+from tests.integration.conftest import REPO, changed_hosts, deploy_json, inventory_with, run_pyinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 
@@ -41,12 +41,6 @@ except OSError as error:
     print("refused" if isinstance(error, ConnectionRefusedError) else f"error {{error}}")
 """
 
-INVENTORY = """
-import runpy
-
-_sandbox = runpy.run_path("{repo}/inventories/sandbox.py")["sandbox"]
-sandbox = (_sandbox[0], {{**_sandbox[1], **{overrides!r}}})
-"""
 
 
 @pytest.fixture(scope="module")
@@ -105,12 +99,6 @@ def new_ssh(state: dict, address: str, command: str = "true", timeout: int = 3) 
 
 def fingerprint(state: dict, address: str) -> str:
     return ssh(state, address, FINGERPRINT).stdout.strip()
-
-
-def write_inventory(tmp_path, **overrides) -> str:
-    path = tmp_path / "inventory.py"
-    path.write_text(INVENTORY.format(repo=REPO, overrides=overrides))
-    return str(path)
 
 
 def _quote(text: str) -> str:
@@ -284,7 +272,7 @@ def test_an_unconfirmed_ruleset_that_locks_the_admin_out_rolls_back_by_itself(de
 def test_a_deploy_whose_admin_cidrs_exclude_the_controller_changes_nothing(deployed, sandbox_state, kit_env, tmp_path, sbx1):
     ssh(sandbox_state, sbx1, f"echo 'not the ruleset' > {DESIRED}")  # the deploy would rewrite this
     try:
-        run = run_pyinfra(kit_env, inventory=write_inventory(tmp_path, admin_cidrs=["192.0.2.0/24"]))
+        run = run_pyinfra(kit_env, inventory=inventory_with(tmp_path, admin_cidrs=["192.0.2.0/24"]))
         output = run.stdout + run.stderr
         assert run.returncode != 0
         assert "no host was changed" in output
@@ -298,7 +286,7 @@ def test_a_deploy_whose_admin_cidrs_exclude_the_controller_changes_nothing(deplo
 
 
 def test_a_deploy_on_another_ssh_port_than_sshd_port_changes_nothing(deployed, kit_env, tmp_path):
-    run = run_pyinfra(kit_env, inventory=write_inventory(tmp_path, sshd_port=2222))
+    run = run_pyinfra(kit_env, inventory=inventory_with(tmp_path, sshd_port=2222))
     output = run.stdout + run.stderr
     assert run.returncode != 0
     assert "this deploy connects to SSH port 22, but sshd_port = 2222" in output
@@ -310,7 +298,7 @@ def test_a_deploy_whose_rules_cut_new_connections_is_rolled_back_and_fails(deplo
     # does not have: only the confirmation over a new connection can notice.
     before = {address: fingerprint(sandbox_state, address) for address in (sbx1, sbx2)}
     started = time.monotonic()
-    run = run_pyinfra(kit_env, inventory=write_inventory(tmp_path, public_interface="eth9"))
+    run = run_pyinfra(kit_env, inventory=inventory_with(tmp_path, public_interface="eth9"))
     elapsed = time.monotonic() - started
     output = run.stdout + run.stderr
     assert run.returncode != 0

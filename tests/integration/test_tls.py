@@ -6,9 +6,16 @@ import time
 import pytest
 
 from roles.logs import AUDIT_LOG
-from roles.tls import CERTBOT_TIMER_MASK, CRON_FILE, JOB_NAME, LOG_TAG, RENEW_COMMAND
+from roles.tls import ACME_CA_FILE, CERTBOT_TIMER_MASK, CRON_FILE, JOB_NAME, LOG_TAG, RENEW_COMMAND
 from sandbox import host_domain, state_dir
-from tests.integration.conftest import assert_drift_corrected, changed_hosts, deploy_json, https_exchange, ssh
+from tests.integration.conftest import (
+    assert_drift_corrected,
+    changed_hosts,
+    deploy_json,
+    https_exchange,
+    inventory_with,
+    ssh,
+)
 
 pytestmark = pytest.mark.sandbox
 
@@ -115,6 +122,30 @@ def test_a_renewal_with_a_broken_nginx_config_never_reloads_nginx(deployed, sand
     # Mended: the next cron run loads the renewed certificate.
     assert ssh(sandbox_state, address, f"{RENEW_COMMAND} --now", check=False).returncode == 0
     assert served_serial_after_reload(address, domain, pebble_root, unlike=before) != before
+
+
+def account_email(state: dict, address: str) -> str:
+    """The account's contact as the ACME server (pebble) has it."""
+    shown = ssh(state, address, f"REQUESTS_CA_BUNDLE={ACME_CA_FILE} certbot show_account --server {state['acme_directory']} 2>/dev/null")
+    return next(line.split(":", 1)[1].strip() for line in shown.stdout.splitlines() if "Email contact:" in line)
+
+
+def test_a_changed_admin_email_updates_the_acme_account(deployed, sandbox_state, kit_env, tmp_path):
+    address, _ = deployed
+    hosts = sorted(host["address"] for host in sandbox_state["hosts"])
+    account_url = ssh(sandbox_state, address, "cat /etc/letsencrypt/accounts/*/dir/*/regr.json").stdout
+    assert account_email(sandbox_state, address) == "admin@openclaw.test"
+    try:
+        changed = deploy_json(kit_env, inventory=inventory_with(tmp_path, admin_email="ops@openclaw.test"))
+        assert changed_hosts(changed) == {"tls | ACME account's email updated to admin_email": hosts}
+        assert account_email(sandbox_state, address) == "ops@openclaw.test"
+        # The same account, not a new one.
+        assert ssh(sandbox_state, address, "cat /etc/letsencrypt/accounts/*/dir/*/regr.json").stdout == account_url
+        assert changed_hosts(deploy_json(kit_env, inventory=inventory_with(tmp_path, admin_email="ops@openclaw.test"))) == {}
+    finally:
+        back = deploy_json(kit_env)
+    assert changed_hosts(back) == {"tls | ACME account's email updated to admin_email": hosts}
+    assert account_email(sandbox_state, address) == "admin@openclaw.test"
 
 
 DRIFTS = {

@@ -125,7 +125,7 @@ def test_without_a_public_interface_ssh_and_web_match_any_interface_but_the_priv
     rules = input_rules(ruleset(settings(**COMBINATIONS["private interface only"])))
     assert 'iifname != "eth1" tcp dport 22 ip saddr { 203.0.113.0/24 } accept' in rules
     assert 'iifname != "eth1" tcp dport { 80, 443 } accept' in rules
-    assert 'iifname "eth1" ip saddr { 192.168.10.0/24 } meta l4proto { tcp, udp } th dport { 5432 } accept' in rules
+    assert 'iifname "eth1" ip saddr { 192.168.10.0/24 } meta l4proto { tcp, udp } th dport { 443, 5432 } accept' in rules
     minimal = input_rules(ruleset(settings()))
     assert "tcp dport 22 ip saddr { 203.0.113.0/24 } accept" in minimal
 
@@ -134,11 +134,12 @@ def test_private_network_reaches_only_its_ports():
     rules = input_rules(ruleset(settings(**COMBINATIONS["private network"])))
     private = [rule for rule in rules if rule.startswith('iifname "wg0"')]
     assert private == [
-        'iifname "wg0" ip saddr { 10.8.0.0/24 } meta l4proto { tcp, udp } th dport { 22, 9100 } accept',
-        'iifname "wg0" ip6 saddr { fd00:8::/64 } meta l4proto { tcp, udp } th dport { 22, 9100 } accept',
+        'iifname "wg0" ip saddr { 10.8.0.0/24 } meta l4proto { tcp, udp } th dport { 22, 443, 9100 } accept',
+        'iifname "wg0" ip6 saddr { fd00:8::/64 } meta l4proto { tcp, udp } th dport { 22, 443, 9100 } accept',
     ]
-    # Without ports, the private network gets no rule of its own.
-    assert "10.8.0.0/24" not in ruleset(settings(**{**COMBINATIONS["private network"], "private_allowed_ports": []}))
+    # Without ports of its own, the private network still reaches nginx (operators: role nginx).
+    assert 'iifname "wg0" ip saddr { 10.8.0.0/24 } meta l4proto { tcp, udp } th dport { 443 } accept' in input_rules(
+        ruleset(settings(**{**COMBINATIONS["private network"], "private_allowed_ports": []})))
 
 
 def test_bans_drop_early_and_ipv6_neighbour_discovery_stays_open():

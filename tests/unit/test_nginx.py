@@ -27,15 +27,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from openclaw_kit.settings import HostSettings, validate_hosts
+from openclaw_kit.settings import HostSettings, SettingsError, validate_hosts
+from openclaw_kit.settings.nginx import WEBHOOK_PATHS
 from roles import nginx as role
-from roles.nginx import REJECTED, WEBHOOK_PREFIXES, activation_commands, bootstrap_certificate, config_files
+from roles.nginx import REJECTED, activation_commands, bootstrap_certificate, config_files
 from tests.unit.fake_host import ENV, fake_inventory
 
 BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
 COMBINATIONS = {
     "defaults": {},
     "extra domains, another port": {"extra_domains": ["chat.example.com", "hooks.example.org"], "gateway_port": 20443},
+    "private network, webhooks, operators from admin_cidrs": {
+        "private_interface": "wg0", "private_cidrs": ["10.8.0.0/24", "fd00:8::/64"], "public_webhooks": ["hooks", "slack"],
+        "dangerously_expose_control_ui_to_admin_cidrs": True},
 }
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
 NO_NGINX = "nginx is not installed (apt-get install nginx): the real checks need its binary"
@@ -108,7 +112,7 @@ def test_rendered_configuration(data):
     assert f"connect-src 'self' {' '.join('wss://' + n for n in names.split())};" in csp
 
     # The proxy: loopback gateway port, WebSocket upgrade, forwarding headers overwritten.
-    assert site.count(f"proxy_pass http://127.0.0.1:{s.gateway_port};") == 2
+    assert site.count(f"proxy_pass http://127.0.0.1:{s.gateway_port};") == 1 + bool(s.public_webhooks)
     for line in ("proxy_http_version 1.1;", "proxy_set_header Upgrade $http_upgrade;", "proxy_set_header Connection $connection_upgrade;",
                  "proxy_set_header Host $host;", "proxy_set_header X-Forwarded-For $remote_addr;",
                  "proxy_set_header X-Forwarded-Proto $scheme;", "proxy_set_header X-Real-IP $remote_addr;",
@@ -118,7 +122,7 @@ def test_rendered_configuration(data):
     assert "client_max_body_size 25m;" in main
     assert "limit_req_zone $binary_remote_addr zone=kit_general:10m rate=10r/s;" in main
     assert "limit_req_zone $binary_remote_addr zone=kit_webhook:10m rate=5r/s;" in main
-    assert "limit_req zone=kit_webhook burst=10 nodelay;" in site and "limit_conn kit_addr 64;" in site
+    assert ("limit_req zone=kit_webhook burst=10 nodelay;" in site) == bool(s.public_webhooks) and "limit_conn kit_addr 64;" in site
     assert site.count(f"access_log {role.LOG_DIR}/{role.ACCESS_LOG_NAME} kit_json;") == 2
     assert default.count(f"access_log {role.LOG_DIR}/{role.ACCESS_LOG_NAME} kit_json;") == 2
 
@@ -138,16 +142,33 @@ def test_access_log_format_is_one_json_object_with_the_audit_fields():
     assert record["status"] == 200 and record["request_uri"] == '/a"b?[redacted]'
 
 
-def test_webhook_location_covers_the_documented_paths_only():
-    site = rendered(settings())["openclaw-kit/site.conf"]
-    pattern = re.search(r"location ~ (\S+) \{", site).group(1)
-    webhook = re.compile(pattern)
+def test_public_side_is_only_the_webhooks_named_and_everything_else_is_for_operators():
+    default = rendered(settings())["openclaw-kit/site.conf"]
+    assert "location ~" not in default, "no public webhook route unless public_webhooks names one"
+    operators = default.split("location / {", 1)[1]
+    assert re.findall(r"^\s*(allow \S+;|deny all;)", operators, re.M) == ["allow 127.0.0.1;", "allow ::1;", "deny all;"]
+
+    private = rendered(settings(private_interface="wg0", private_cidrs=["10.8.0.0/24"]))["openclaw-kit/site.conf"]
+    assert re.findall(r"^\s*allow (\S+);", private, re.M) == ["127.0.0.1", "::1", "10.8.0.0/24"]
+    exposed = rendered(settings(dangerously_expose_control_ui_to_admin_cidrs=True))["openclaw-kit/site.conf"]
+    assert re.findall(r"^\s*allow (\S+);", exposed, re.M) == ["127.0.0.1", "::1", "203.0.113.0/24"]
+
+    every = rendered(settings(public_webhooks=list(WEBHOOK_PATHS)))["openclaw-kit/site.conf"]
+    webhook = re.compile(re.search(r"location ~ (\S+) \{", every).group(1))
     for path in ("/hooks", "/hooks/wake", "/hooks/gmail", "/slack/events", "/googlechat", "/line/webhook", "/feishu/events",
                  "/nextcloud-talk-webhook", "/webhook/synology", "/webhooks/sms", "/plugins/webhooks/zapier"):
         assert webhook.match(path), path
-    for path in ("/", "/healthz", "/readyz", "/chat", "/hooksx", "/lineage", "/assets/index.js", "/slack/eventsx", "/telegram-webhook"):
+    for path in ("/", "/healthz", "/readyz", "/chat", "/hooksx", "/lineage", "/assets/index.js", "/slack/eventsx", "/telegram-webhook",
+                 "/v1/chat/completions", "/tools/invoke", "/line", "/webhook", "/webhooks"):
         assert not webhook.match(path), path
-    assert len(set(WEBHOOK_PREFIXES)) == len(WEBHOOK_PREFIXES)
+    only_hooks = re.compile(re.search(r"location ~ (\S+) \{", rendered(settings(public_webhooks=["hooks"]))["openclaw-kit/site.conf"]).group(1))
+    assert only_hooks.match("/hooks/wake") and not only_hooks.match("/slack/events")
+
+
+def test_unknown_public_webhook_is_a_settings_error():
+    with pytest.raises(SettingsError) as error:
+        settings(public_webhooks=["hooks", "telegram"])
+    assert "public_webhooks[1] = 'telegram'" in str(error.value) and "'slack'" in str(error.value)
 
 
 def test_bootstrap_certificate_is_p256_for_every_name_for_30_days():
@@ -291,10 +312,10 @@ def test_gixy_finds_nothing(data, tmp_path):
 
 
 class Gateway(BaseHTTPRequestHandler):
-    """Answers with the request headers it received; /own-policy sends headers as the Control UI does."""
+    """Answers with the path and request headers it received; /own-policy sends headers as the Control UI does."""
 
     def do_GET(self):
-        body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+        body = json.dumps({":path": self.path, **{k.lower(): v for k, v in self.headers.items()}}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Strict-Transport-Security", "max-age=1")
@@ -332,7 +353,9 @@ def live_nginx(tmp_path):
         pytest.skip(NO_NGINX)
     if os.geteuid() != 0:
         pytest.skip("running nginx with Debian's `user www-data` needs root")
-    s = settings(extra_domains=["chat.example.com"])
+    # Clients by source address: 127.0.0.1 (an SSH tunnel), PUBLIC, ADMIN (opted in), PRIVATE.
+    s = settings(extra_domains=["chat.example.com"], admin_cidrs=[f"{ADMIN}/32"], dangerously_expose_control_ui_to_admin_cidrs=True,
+                 private_interface="wg0", private_cidrs=[f"{PRIVATE}/32"], public_webhooks=["hooks"])
     gateway = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
     threading.Thread(target=gateway.serve_forever, daemon=True).start()
     s = s.model_copy(update={"gateway_port": gateway.server_address[1]})
@@ -363,6 +386,9 @@ def live_nginx(tmp_path):
         shutil.rmtree(webroot, ignore_errors=True)
 
 
+PUBLIC, ADMIN, PRIVATE = "127.0.0.5", "127.0.0.6", "127.0.0.7"
+
+
 def tls_context(cert: Path, **versions) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(cert))
     for attribute, value in versions.items():
@@ -370,11 +396,11 @@ def tls_context(cert: Path, **versions) -> ssl.SSLContext:
     return context
 
 
-def https_get(env, path: str, headers: dict | None = None, sni: str = "gw.example.com"):
-    # Connect to 127.0.0.1, name the gateway's domain in SNI and Host, check the certificate for it.
+def https_get(env, path: str, headers: dict | None = None, sni: str = "gw.example.com", source: str = "127.0.0.1"):
+    # Connect to 127.0.0.1 from `source`, name the gateway's domain in SNI and Host, check the certificate for it.
     connection = http.client.HTTPConnection("127.0.0.1", env["https"], timeout=10)
-    connection.sock = tls_context(env["cert"]).wrap_socket(socket.create_connection(("127.0.0.1", env["https"]), timeout=10),
-                                                            server_hostname=sni)
+    raw = socket.create_connection(("127.0.0.1", env["https"]), timeout=10, source_address=(source, 0))
+    connection.sock = tls_context(env["cert"]).wrap_socket(raw, server_hostname=sni)
     connection.request("GET", path, headers={"Host": sni, **(headers or {})})
     response = connection.getresponse()
     body = response.read()
@@ -394,6 +420,22 @@ def test_live_proxy_overwrites_forwarding_headers_and_passes_upgrades(live_nginx
     assert seen["upgrade"] == "websocket" and seen["connection"] == "upgrade"
     _, body = https_get(live_nginx, "/")
     assert json.loads(body)["connection"] == "close"
+
+
+def test_live_public_clients_get_403_except_on_public_webhooks(live_nginx):
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    for path, headers in (("/", {}), ("/", upgrade), ("/healthz", {}), ("/v1/models", {}), ("/tools/invoke", {}), ("/hooksx", {})):
+        response, body = https_get(live_nginx, path, headers, source=PUBLIC)
+        assert response.status == 403 and b"nginx" in body, (path, headers)
+        assert response.headers["Strict-Transport-Security"], "the 403 carries the security headers too"
+    response, body = https_get(live_nginx, "/hooks/wake", source=PUBLIC)
+    assert response.status == 200 and json.loads(body)[":path"] == "/hooks/wake", "the public webhook reaches the gateway"
+    for operator in ("127.0.0.1", ADMIN, PRIVATE):
+        response, body = https_get(live_nginx, "/", upgrade, source=operator)
+        assert response.status == 200 and json.loads(body)["upgrade"] == "websocket", operator
+    records = [json.loads(line) for line in live_nginx["log"].read_text().splitlines()]
+    assert {r["status"] for r in records if r["remote_addr"] == PUBLIC and r["request_uri"] != "/hooks/wake"} == {403}
+    assert all(r["upstream_status"] == "" for r in records if r["status"] == 403), "a refused request never reached the gateway"
 
 
 def test_live_security_headers_once_and_the_gateways_own_policy_wins(live_nginx):

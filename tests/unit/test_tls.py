@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import shutil
 import subprocess
 
@@ -11,7 +12,14 @@ import pytest
 from openclaw_kit.settings import HostSettings, SettingsError, validate_hosts
 from openclaw_kit.templates import render
 from roles import tls as role
-from roles.tls import IssuedCertificate, issue_commands, needs_issuance, renewal_minute
+from roles.tls import (
+    AcmeAccount,
+    IssuedCertificate,
+    account_update_commands,
+    issue_commands,
+    needs_issuance,
+    renewal_minute,
+)
 from tests.unit.fake_host import ENV
 
 BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
@@ -46,7 +54,7 @@ def test_what_makes_a_deploy_ask_for_a_certificate(host_has, settings_data, reas
 
 
 def test_issuance_is_webroot_http01_ecdsa_p256_for_every_name():
-    first, link, reload = issue_commands(settings(extra_domains=["chat.example.com"]), force=False)
+    first, link, reload, remember = issue_commands(settings(extra_domains=["chat.example.com"]), force=False)
     assert first.startswith("certbot certonly --non-interactive --agree-tos --no-eff-email --email admin@example.com ")
     for part in ("--webroot --webroot-path /var/www/acme", "--cert-name gw.example.com", "-d gw.example.com -d chat.example.com",
                  "--key-type ecdsa --elliptic-curve secp256r1", f"--server {LETSENCRYPT}", "--keep-until-expiring"):
@@ -55,6 +63,7 @@ def test_issuance_is_webroot_http01_ecdsa_p256_for_every_name():
     assert link == "ln -sfn /etc/letsencrypt/live/gw.example.com /etc/ssl/openclaw-kit/current"
     # nginx reloads onto the new certificate only with a configuration nginx -t accepts.
     assert reload == "nginx -t -q && systemctl reload nginx.service"
+    assert remember == f"printf '%s\\n' admin@example.com > {role.ACCOUNT_EMAIL}"
 
 
 def test_a_private_acme_ca_is_trusted_only_for_certbot(tmp_path):
@@ -107,6 +116,34 @@ def test_the_fact_reads_what_openssl_and_certbot_write(tmp_path):
     missing = IssuedCertificate().command("other.example.com").replace("/etc/letsencrypt", str(tmp_path / "letsencrypt"))
     assert subprocess.run(["sh", "-c", missing], capture_output=True, text=True, check=True).stdout == ""
     assert IssuedCertificate().process([]) is None
+
+
+def test_the_account_fact_sees_certbots_account_and_the_kits_marker(tmp_path):
+    accounts = tmp_path / "letsencrypt/accounts/10.231.0.1:14000/dir/1f2e"
+    marker = tmp_path / "account-email"
+
+    def fact(directory: str = "https://10.231.0.1:14000/dir"):
+        command = AcmeAccount().command(directory, str(marker)).replace("/etc/letsencrypt", str(tmp_path / "letsencrypt"))
+        return AcmeAccount().process(subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout.splitlines())
+
+    assert fact() == {"exists": False, "email": None} == AcmeAccount.default(), "pyinfra's answer when nothing was printed"
+    accounts.mkdir(parents=True)
+    # As certbot 2.x writes it: no contact on disk.
+    (accounts / "regr.json").write_text(json.dumps({"body": {}, "uri": "https://10.231.0.1:14000/my-account/1f2e"}))
+    assert fact() == {"exists": True, "email": None}
+    marker.write_text("ops@example.com\n")
+    assert fact() == {"exists": True, "email": "ops@example.com"}
+    assert fact(LETSENCRYPT) == {"exists": False, "email": "ops@example.com"}
+
+
+def test_a_changed_admin_email_updates_the_account_at_the_settings_directory(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    update, remember = account_update_commands(settings(admin_email="ops@example.com"))
+    assert update == f"certbot update_account --non-interactive --no-eff-email --email ops@example.com --server {LETSENCRYPT}"
+    assert remember == f"printf '%s\\n' ops@example.com > {role.ACCOUNT_EMAIL}"
+    private = account_update_commands(settings(acme_ca_file=str(ca), acme_directory="https://10.0.0.1:14000/dir"))[0]
+    assert private.startswith(f"REQUESTS_CA_BUNDLE={role.ACME_CA_FILE} certbot update_account ")
 
 
 def rendered(src: str, acme_ca_file: str | None = None, **extra) -> str:

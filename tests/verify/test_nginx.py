@@ -1,6 +1,10 @@
 """Role nginx: the only public face, TLS per Mozilla intermediate, the gateway behind it on loopback."""
 
-from roles.nginx import ACCESS_LOG_NAME, CERTIFICATE, DEFAULT_SITE, ETC, LIVE_DIR, LOG_DIR
+import ipaddress
+import json
+
+from openclaw_kit.settings.nginx import WEBHOOK_PATHS
+from roles.nginx import ACCESS_LOG_NAME, CERTIFICATE, DEFAULT_SITE, ETC, LIVE_DIR, LOG_DIR, operator_cidrs
 
 # Asked from the host itself, so it checks nginx, not the network in between.
 ASK = """python3 - <<'PY'
@@ -60,6 +64,55 @@ def test_http_redirects_and_https_reaches_the_gateway(target):
     status, _, hsts = ask(target, domain, 443, tls=True).partition(" ")
     assert status == "200", "the gateway's /healthz did not answer through nginx"
     assert "max-age=63072000" in hsts
+
+
+# Asked from the host to each of its own global addresses, from that address: nginx sees a client
+# that is neither loopback nor an operator network, as the public would be seen.
+ASK_PUBLIC = """python3 - <<'PY'
+import json, socket, ssl, sys
+domain, address, paths = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+family = socket.AF_INET6 if ":" in address else socket.AF_INET
+answers = {}
+for path, upgrade in paths:
+    try:
+        with socket.socket(family) as raw:
+            raw.settimeout(10)
+            raw.bind((address, 0))
+            raw.connect((address, 443))
+            with ssl._create_unverified_context().wrap_socket(raw, server_hostname=domain) as tls:
+                extra = "Upgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n" if upgrade else ""
+                tls.sendall(f"GET {path} HTTP/1.1\\r\\nHost: {domain}\\r\\n{extra}Connection: close\\r\\n\\r\\n".encode())
+                head = tls.recv(4096).decode(errors="replace")
+        status = head.split()[1]
+        answers[path + (" (websocket)" if upgrade else "")] = "nginx-403" if status == "403" and "nginx" in head.lower() else status
+    except (OSError, IndexError) as error:
+        answers[path] = "no-answer " + type(error).__name__
+print(json.dumps(answers))
+PY"""
+
+
+def public_addresses(target) -> list[str]:
+    operators = [ipaddress.ip_network(cidr) for cidr in operator_cidrs(target.settings)]
+    found = json.loads(target.host.check_output("ip -j address show"))
+    addresses = [info["local"] for link in found for info in link.get("addr_info", []) if info.get("scope") == "global"]
+    return [a for a in addresses if not any(ipaddress.ip_address(a) in net for net in operators if net.version == ipaddress.ip_address(a).version)]
+
+
+def test_the_public_side_serves_only_the_public_webhooks(target):
+    s = target.settings
+    addresses = public_addresses(target)
+    assert addresses, "the host has no public address to check"
+    webhooks = [WEBHOOK_PATHS[name] + "/openclaw-kit-verify" for name in s.public_webhooks]
+    closed = [p for name, p in WEBHOOK_PATHS.items() if name not in s.public_webhooks]
+    paths = [["/", False], ["/", True], ["/healthz", False], ["/v1/models", False], ["/tools/invoke", False],
+             *[[p, False] for p in closed + webhooks]]
+    for address in addresses:
+        command = ASK_PUBLIC.replace("python3 -", f"python3 - {s.domain} {address} '{json.dumps(paths)}'")
+        answers = json.loads(target.host.check_output(command))
+        refused = {path: answer for path, answer in answers.items() if not any(path == w for w in webhooks)}
+        assert set(refused.values()) == {"nginx-403"}, (address, refused)
+        # A public webhook reaches the gateway: whatever it answers, it is not nginx's 403.
+        assert all(answers[w] not in ("nginx-403",) and not answers[w].startswith("no-answer") for w in webhooks), (address, answers)
 
 
 def test_unknown_names_get_nothing(target):

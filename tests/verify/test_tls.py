@@ -1,7 +1,7 @@
 """Role tls: nginx serves a certificate from the ACME CA in the settings, and one cron entry renews it."""
 
 from roles.nginx import CURRENT, LETSENCRYPT_LIVE
-from roles.tls import CERTBOT_TIMER_MASK, CRON_FILE, DEPLOY_HOOK, JOB, JOB_NAME, RENEW_COMMAND, RENEW_DAYS
+from roles.tls import ACME_CA_FILE, CERTBOT_TIMER_MASK, CRON_FILE, DEPLOY_HOOK, JOB, JOB_NAME, RENEW_COMMAND, RENEW_DAYS
 
 
 def test_nginx_serves_the_issued_certificate(target):
@@ -30,3 +30,12 @@ def test_one_renewal_path(target):
     for script in (RENEW_COMMAND, DEPLOY_HOOK):
         found = target.host.file(script)
         assert found.user == "root" and found.mode == 0o755, script
+
+
+def test_the_acme_server_has_admin_email_for_the_account(target):
+    # Asked from the ACME server itself: expiry notices and account recovery reach admin_email.
+    s = target.settings
+    env = f"REQUESTS_CA_BUNDLE={ACME_CA_FILE} " if s.acme_ca_file else ""
+    account = target.host.check_output(f"{env}certbot show_account --server {s.acme_directory} 2>/dev/null")
+    account = [line.strip() for line in account.splitlines()]
+    assert f"Email contact: {s.admin_email}" in account, account
