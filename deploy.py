@@ -2,22 +2,22 @@
 
 Every host's settings are validated first (settings_for); any problem on any host stops the run
 before a single host is changed. The run ends with a table of changed/unchanged/failed operations
-per host and role (roles.drift.summary_at_exit).
+per host and role (openclaw_kit.drift.summary_at_exit).
 """
 
 import atexit
 
 from pyinfra import host, inventory
 
+from openclaw_kit.connection import send_without_delay
+from openclaw_kit.drift import summary_at_exit
+from openclaw_kit.settings import settings_for
 from roles.base import base
-from roles.connection import send_without_delay
-from roles.drift import summary_at_exit
 from roles.fail2ban import fail2ban
 from roles.firewall import firewall
 from roles.logs import logs
 from roles.nginx import nginx
 from roles.openclaw import openclaw
-from roles.settings import settings_for
 from roles.tls import tls
 
 send_without_delay(host)

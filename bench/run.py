@@ -92,22 +92,30 @@ def pyinfra(args: list[str], hosts: list[str], env: dict) -> Run:
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        run = Run(wall, usage.ru_utime + usage.ru_stime, busy / (wall * os.cpu_count()), usage.ru_maxrss / 1024,  # ru_maxrss: KiB
-                  out.read(), err.read())
+        run = Run(
+            wall,
+            usage.ru_utime + usage.ru_stime,
+            busy / (wall * os.cpu_count()),
+            usage.ru_maxrss / 1024,  # ru_maxrss: KiB
+            out.read(),
+            err.read(),
+        )
     if proc.returncode != 0:
         # The whole log, for the reason (pyinfra prints it per host, far from the end).
         log = Path(tempfile.mkstemp(prefix="bench-failed-run-", suffix=".log")[1])
         log.write_text(run.stdout + run.stderr)
         tail = (run.stdout + run.stderr).strip().splitlines()[-5:]
-        raise BenchError(f"pyinfra {' '.join(args)} on {len(hosts)} host(s) exited {proc.returncode} (whole output: {log}):\n  "
-                         + "\n  ".join(tail))
+        raise BenchError(
+            f"pyinfra {' '.join(args)} on {len(hosts)} host(s) exited {proc.returncode} (whole output: {log}):\n  "
+            + "\n  ".join(tail)
+        )
     return run
 
 
 def deploy(hosts: list[str], env: dict, debug: bool = False) -> tuple[Run, dict]:
     """deploy.py on hosts with --json: the run and its operation counts."""
     run = pyinfra(["--json", *(["--debug"] if debug else []), INVENTORY, DEPLOY], hosts, env)
-    result = json.loads(run.stdout[run.stdout.index("{"):])
+    result = json.loads(run.stdout[run.stdout.index("{") :])
     operations = result["results"]["operations"]
     return run, {
         "operations": len(operations),
@@ -123,31 +131,35 @@ def floor(hosts: list[str], env: dict) -> Run:
 
 def measure_verify(host: str, env: dict, repeat: int) -> dict:
     """Every verify check against one host, as a user runs them: a pytest process of its own."""
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/verify", "--inventory", INVENTORY, "--limit", host]
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/verify",
+            "--inventory", INVENTORY, "--limit", host]
     walls, passed = [], 0
     for _ in range(repeat):
         started = time.monotonic()
-        run = subprocess.run(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1200)
+        run = subprocess.run(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             timeout=1200)
         walls.append(time.monotonic() - started)
         if run.returncode != 0:
             tail = (run.stdout + run.stderr).strip().splitlines()[-5:]
             raise BenchError(f"verify on {host} exited {run.returncode}:\n  " + "\n  ".join(tail))
         passed = int(re.search(r"(\d+) passed", run.stdout).group(1))
-    return {"hosts": 1, "wall_s": round(statistics.median(walls), 2), "runs_s": [round(w, 2) for w in walls], "checks": passed,
-            "load_1min": round(os.getloadavg()[0], 2)}
+    return {"hosts": 1, "wall_s": round(statistics.median(walls), 2), "runs_s": [round(w, 2) for w in walls],
+            "checks": passed, "load_1min": round(os.getloadavg()[0], 2)}
 
 
 def ssh_traffic(run: Run, hosts: list[str]) -> dict:
     """Commands and uploads per host, from a --debug run's log."""
-    commands = {h: 0 for h in hosts}
+    commands = dict.fromkeys(hosts, 0)
     for match in COMMAND_LINE.finditer(run.stderr):
         if match.group(1) in commands:
             commands[match.group(1)] += 1
     per_host = sorted(commands.values())
     if not per_host or per_host[0] == 0:
         raise BenchError("no 'Running command on' lines in pyinfra's --debug output: did its log format change?")
-    return {"commands_per_host": per_host[len(per_host) // 2],
-            "uploads_per_host": len(UPLOAD_LINE.findall(run.stderr)) // len(hosts)}
+    return {
+        "commands_per_host": per_host[len(per_host) // 2],
+        "uploads_per_host": len(UPLOAD_LINE.findall(run.stderr)) // len(hosts),
+    }
 
 
 def median_of(runs: list[Run]) -> dict:
@@ -170,7 +182,10 @@ def measure_noop(hosts: list[str], env: dict, repeat: int, done: tuple[Run, dict
     while len(runs) < repeat:
         run, counts = deploy(hosts, env)
         if counts["changes"]:
-            raise BenchError(f"a no-op re-run on {len(hosts)} host(s) changed {counts['changes']} thing(s): the kit is not idempotent here")
+            raise BenchError(
+                f"a no-op re-run on {len(hosts)} host(s) changed {counts['changes']} thing(s): "
+                "the kit is not idempotent here"
+            )
         runs.append(run)
     return {"hosts": len(hosts), **median_of(runs), **counts}
 
@@ -188,11 +203,19 @@ def settle(hosts: list[str], env: dict) -> tuple[dict | None, tuple[Run, dict]]:
     run, counts = deploy(hosts, env)
     if not counts["changes"]:
         return None, (run, counts)
-    setup = {"hosts": len(hosts), "wall_s": round(run.wall, 2), "controller_cpu_s": round(run.cpu, 2),
-             "machine_busy": round(run.machine_busy, 2), "max_rss_mb": round(run.max_rss_mb, 1), **counts}
+    setup = {
+        "hosts": len(hosts),
+        "wall_s": round(run.wall, 2),
+        "controller_cpu_s": round(run.cpu, 2),
+        "machine_busy": round(run.machine_busy, 2),
+        "max_rss_mb": round(run.max_rss_mb, 1),
+        **counts,
+    }
     run, counts = deploy(hosts, env)
     if counts["changes"]:
-        raise BenchError(f"the second deploy on {len(hosts)} host(s) still changed {counts['changes']} thing(s): not idempotent")
+        raise BenchError(
+            f"the second deploy on {len(hosts)} host(s) still changed {counts['changes']} thing(s): not idempotent"
+        )
     return setup, (run, counts)
 
 
@@ -204,14 +227,20 @@ def bench(quick: bool, reuse: bool, keep: bool, repeat: int) -> dict:
         hosts_before = 0
     was_up = hosts_before > 0
     if was_up and not (reuse or quick):
-        raise BenchError(f"a sandbox is already up on slot {sandbox.SLOT}: the full run measures a fresh host on a slot of its own "
-                         "(choose another OPENCLAW_SANDBOX_SLOT, bring it down, or pass --reuse to skip the fresh provision)")
+        raise BenchError(
+            f"a sandbox is already up on slot {sandbox.SLOT}: the full run measures a fresh host on a slot of its own "
+            "(choose another OPENCLAW_SANDBOX_SLOT, bring it down, or pass --reuse to skip the fresh provision)"
+        )
     report: dict = {
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "mode": "quick" if quick else "full",
-        "machine": {"cpus": os.cpu_count(), "load_at_start": [round(x, 2) for x in os.getloadavg()],
-                    "pyinfra": importlib.metadata.version("pyinfra"), "python": sys.version.split()[0],
-                    "sandbox_slot": sandbox.SLOT},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_at_start": [round(x, 2) for x in os.getloadavg()],
+            "pyinfra": importlib.metadata.version("pyinfra"),
+            "python": sys.version.split()[0],
+            "sandbox_slot": sandbox.SLOT,
+        },
         "results": {},
     }
     results = report["results"]
@@ -224,7 +253,10 @@ def bench(quick: bool, reuse: bool, keep: bool, repeat: int) -> dict:
         setup, done = settle(one, env)
         if setup:
             # On a host the bench just made, that first deploy is the fresh provision.
-            results["fresh_provision" if not was_up else "setup_1"] = {**setup, "load_1min": round(os.getloadavg()[0], 2)}
+            results["fresh_provision" if not was_up else "setup_1"] = {
+                **setup,
+                "load_1min": round(os.getloadavg()[0], 2),
+            }
         results["noop_1"] = measure_noop(one, env, repeat, done)
         results["floor_1"] = measure_floor(one, env, repeat)
         # Counted in runs of their own: --debug's log lines would add to the timed runs.
@@ -237,14 +269,16 @@ def bench(quick: bool, reuse: bool, keep: bool, repeat: int) -> dict:
             sandbox.up(max(HOST_COUNTS + (hosts_before,)))
             others = addresses(max(HOST_COUNTS))[1:]
             for i in range(0, len(others), SETUP_BATCH):
-                deploy(others[i:i + SETUP_BATCH], env)  # unmeasured set-up; a no-op on hosts already deployed
+                deploy(others[i : i + SETUP_BATCH], env)  # unmeasured set-up; a no-op on hosts already deployed
             setup, _ = settle(addresses(max(HOST_COUNTS)), env)
             if setup:
                 results[f"setup_{max(HOST_COUNTS)}"] = setup
             for count in HOST_COUNTS[1:]:
                 results[f"noop_{count}"] = measure_noop(addresses(count), env, repeat)
             for count in HOST_COUNTS[1:]:
-                report["ratios"][f"noop_{count}_vs_1"] = round(results[f"noop_{count}"]["wall_s"] / results["noop_1"]["wall_s"], 2)
+                report["ratios"][f"noop_{count}_vs_1"] = round(
+                    results[f"noop_{count}"]["wall_s"] / results["noop_1"]["wall_s"], 2
+                )
     except BenchError as e:
         e.report = report
         raise
@@ -270,35 +304,47 @@ def finish(report: dict) -> dict:
 
 
 def table(report: dict) -> str:
-    rows = [("measurement", "hosts", "wall s (median)", "runs s", "ratio", "controller CPU s", "machine busy", "max RSS MB", "ops/checks",
-             "cmds/host", "uploads/host", "load")]
-    labels = {"fresh_provision": "fresh provision", "floor_1": "floor: pyinfra exec -- true", "verify_1": "verify: every check"}
+    rows = [("measurement", "hosts", "wall s (median)", "runs s", "ratio", "controller CPU s", "machine busy", "max RSS MB",
+             "ops/checks", "cmds/host", "uploads/host", "load")]
+    labels = {"fresh_provision": "fresh provision", "floor_1": "floor: pyinfra exec -- true",
+              "verify_1": "verify: every check"}
     ratios = report.get("ratios", {})
     for key, r in report["results"].items():
         label = labels.get(key, "no-op re-run" if key.startswith("noop_") else "setup deploy (not a figure)")
         ratio = ratios.get("noop_vs_floor") if key == "noop_1" else ratios.get(f"{key}_vs_1")
-        rows.append((label, str(r["hosts"]), f"{r['wall_s']:.1f}", " ".join(f"{x:.1f}" for x in r.get("runs_s", [])),
+        runs = " ".join(f"{x:.1f}" for x in r.get("runs_s", []))
+        rows.append((label, str(r["hosts"]), f"{r['wall_s']:.1f}", runs,
                      "" if ratio is None else (f"{ratio:.2f}x floor" if key == "noop_1" else f"{ratio:.2f}x 1 host"),
                      str(r.get("controller_cpu_s", "")), f"{r['machine_busy']:.0%}" if "machine_busy" in r else "",
-                     str(r.get("max_rss_mb", "")), str(r.get("operations", r.get("checks", ""))), str(r.get("commands_per_host", "")),
-                     str(r.get("uploads_per_host", "")), str(r.get("load_1min", ""))))
+                     str(r.get("max_rss_mb", "")), str(r.get("operations", r.get("checks", ""))),
+                     str(r.get("commands_per_host", "")), str(r.get("uploads_per_host", "")), str(r.get("load_1min", ""))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     m = report["machine"]
-    lines.append(f"\n{m['cpus']} CPUs, load {m['load_at_start']} at start, {m.get('load_at_end')} at end; pyinfra {m['pyinfra']}, "
-                 f"python {m['python']}, sandbox slot {m['sandbox_slot']}")
+    lines.append(
+        f"\n{m['cpus']} CPUs, load {m['load_at_start']} at start, {m.get('load_at_end')} at end; "
+        f"pyinfra {m['pyinfra']}, "
+        f"python {m['python']}, sandbox slot {m['sandbox_slot']}"
+    )
     for name, target in report.get("targets", {}).items():
-        lines.append(f"target {name} <= {target['limit']}: {target['measured']} ({'met' if target['met'] else 'MISSED'})")
+        lines.append(
+            f"target {name} <= {target['limit']}: {target['measured']} ({'met' if target['met'] else 'MISSED'})"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one host, no-op run and floor only (CI)")
-    parser.add_argument("--reuse", action="store_true", help="use the slot's running sandbox; no fresh-provision figure")
+    parser.add_argument(
+        "--reuse", action="store_true", help="use the slot's running sandbox; no fresh-provision figure"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the sandbox up at the end")
-    parser.add_argument("--repeat", type=int, default=None, metavar="N", help="runs per timed figure (default 3, quick 1)")
+    parser.add_argument(
+        "--repeat", type=int, default=None, metavar="N", help="runs per timed figure (default 3, quick 1)"
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here as JSON")
     args = parser.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 3)

@@ -7,19 +7,18 @@ host before sshd is reloaded; a drop-in sshd rejects never stays in place.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import shlex
 
 from pyinfra import host
 from pyinfra.api import FactBase, deploy
-from pyinfra.facts.deb import DebPackages
-from pyinfra.facts.files import File, Sha256File
 from pyinfra.facts.server import Arch, LinuxDistribution, Sysctl
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import files, server, systemd
 
-from roles.settings import HostSettings
-from roles.templates import render, template
+from openclaw_kit.operations import checked_config, promote_files
+from openclaw_kit.packages import install_missing, installed_packages
+from openclaw_kit.platform import platform_of
+from openclaw_kit.settings import HostSettings
+from openclaw_kit.templates import render, template
 
 APT_PROXY = "/etc/apt/apt.conf.d/80openclaw-kit-proxy"
 PROXY_CA = "/usr/local/share/ca-certificates/openclaw-kit-proxy.crt"
@@ -27,12 +26,13 @@ PROXY_CA = "/usr/local/share/ca-certificates/openclaw-kit-proxy.crt"
 UNATTENDED_UPGRADES = "/etc/apt/apt.conf.d/52openclaw-kit-unattended-upgrades"
 APT_TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 SYSCTL_FILE = "/etc/sysctl.d/90-openclaw-kit.conf"
+SSHD_CONFIG = "/etc/ssh/sshd_config"
+SSHD_DROPIN_DIR = "/etc/ssh/sshd_config.d"
 # sshd_config includes sshd_config.d/*.conf first and the first value read wins: sort first.
-SSHD_DROPIN = "/etc/ssh/sshd_config.d/00-openclaw-kit.conf"
-# Outside sshd_config.d, so sshd never reads them: the drop-in as uploaded, and the one it replaces.
+SSHD_DROPIN_NAME = "00-openclaw-kit.conf"
+SSHD_DROPIN = f"{SSHD_DROPIN_DIR}/{SSHD_DROPIN_NAME}"
+# Outside sshd_config.d, so sshd never reads it: the drop-in as uploaded, until it is checked.
 SSHD_CANDIDATE = "/etc/ssh/openclaw-kit-sshd.candidate"
-SSHD_PREVIOUS = "/etc/ssh/openclaw-kit-sshd.previous"
-SSHD = "/usr/sbin/sshd"
 PACKAGES = ["ca-certificates", "procps", "unattended-upgrades"]
 # Another time-sync daemon already keeps the clock: installing systemd-timesyncd would remove it.
 OTHER_TIME_DAEMONS = ("chrony", "ntp", "ntpsec", "openntpd")
@@ -132,7 +132,8 @@ def kernel_settings(*, container: str | None, arch: str, present: set[str] | Non
         if container and not key.startswith(("net.ipv4.", "net.ipv6.")):
             # A container has its own network namespace (net.ipv4/ipv6 are per namespace); every
             # other key belongs to the shared kernel: read-only in here (or absent, like net.core.*).
-            reason = f"kernel-wide, read-only inside this {container} container: set it on the machine that runs the container"
+            reason = (f"kernel-wide, read-only inside this {container} container: "
+                      "set it on the machine that runs the container")
         elif present is not None and key not in present:
             reason = "this kernel has no such key"
         elif key in X86_64_ONLY and arch not in ("x86_64", "amd64"):
@@ -148,7 +149,8 @@ def kernel_settings(*, container: str | None, arch: str, present: set[str] | Non
 
 def sshd_dropin(settings: HostSettings) -> str:
     return render(
-        "base", "sshd.conf.j2",
+        "base",
+        "sshd.conf.j2",
         port=settings.sshd_port,
         permit_root_login=settings.sshd_permit_root_login,
         allow_users=settings.sshd_allow_users,
@@ -157,44 +159,34 @@ def sshd_dropin(settings: HostSettings) -> str:
     )
 
 
-def sshd_install_command(*, port: int, ssh_user: str | None = None, allow_groups: list[str] = ()) -> str:
+def sshd_check_script(
+    *,
+    port: int,
+    ssh_user: str | None = None,
+    allow_groups: list[str] = (),
+    sshd: str = "/usr/sbin/sshd",
+    dropin_dir: str = SSHD_DROPIN_DIR,
+    main_config: str = SSHD_CONFIG,
+) -> str:
     """
-    Shell that moves the uploaded candidate into place only if sshd accepts the result.
+    Shell that checks the candidate drop-in with `sshd -t` and `sshd -T` on a scratch copy of the
+    configuration: that sshd accepts it, listens on `port` only, and that the drop-in is in effect.
 
-    The previous drop-in is kept aside; if `sshd -t` fails, or `sshd -T` shows that the drop-in is
-    not in effect, it goes back and the command fails with sshd's message. The running sshd never
-    sees a rejected file: it reads its config only when reloaded, which happens after this succeeds.
+    Before that, that the deploy's user stays allowed in (sshd_allow_groups) and that no other
+    drop-in sorts before the kit's. A rejected candidate is removed; the live drop-in never changes.
     """
-    q = shlex.quote
-    lines = [
-        f"candidate={q(SSHD_CANDIDATE)} dropin={q(SSHD_DROPIN)} previous={q(SSHD_PREVIOUS)}",
-        "fail() { printf '%s\\n' \"$*\" >&2; exit 1; }",
-        'restore() { if [ -e "$previous" ]; then mv -f "$previous" "$dropin"; else rm -f "$dropin"; fi; rm -f "$candidate"; }',
-        '[ -f "$candidate" ] || fail "no sshd drop-in candidate at $candidate"',
-    ]
-    if allow_groups:
-        user = ssh_user or "root"
-        groups = " ".join(f"-e {q(group)}" for group in allow_groups)
-        message = f"sshd_allow_groups: the deploy's ssh_user {user} is in none of {', '.join(allow_groups)} on this host; sshd would lock the deploy out (the drop-in was not changed)"
-        lines.append(f"id -nG {q(user)} 2>/dev/null | tr ' ' '\\n' | grep -qxF {groups} || {{ rm -f \"$candidate\"; fail {q(message)}; }}")
-    lines += [
-        "install -d -m 755 -o root -g root /etc/ssh/sshd_config.d",
-        # sshd reads the Include glob in C-locale order and keeps the first value: nothing may come before.
-        'first=$(cd /etc/ssh/sshd_config.d && ls -1 -- *.conf 2>/dev/null | LC_ALL=C sort | head -n 1)',
-        '[ -z "$first" ] || [ "$first" = "${dropin##*/}" ] || [ "$(printf \'%s\\n\' "$first" "${dropin##*/}" | LC_ALL=C sort | head -n 1)" = "${dropin##*/}" ] || '
-        '{ rm -f "$candidate"; fail "/etc/ssh/sshd_config.d/$first sorts before ${dropin##*/}, so its values would win over the kit\'s: rename or remove it (the drop-in was not changed)"; }',
-        'rm -f "$previous"',
-        'if [ -e "$dropin" ]; then cp -p "$dropin" "$previous" || fail "could not keep a copy of $dropin"; fi',
-        'install -m 644 -o root -g root "$candidate" "$dropin.new" && mv -f "$dropin.new" "$dropin" || { rm -f "$dropin.new"; fail "could not place $dropin"; }',
-        f'if ! out=$({SSHD} -t 2>&1); then restore; fail "sshd -t rejected the new $dropin; the previous one is back in place and sshd keeps running with it: $out"; fi',
-        f'effective=$({SSHD} -T 2>&1) || {{ restore; fail "sshd -T failed: $effective"; }}',
-        "ports=$(printf '%s\\n' \"$effective\" | sed -n 's/^port //p' | tr '\\n' ' ')",
-        f'[ "$ports" = "{int(port)} " ] || {{ restore; fail "sshd would listen on port(s) $ports instead of {int(port)} only: does /etc/ssh/sshd_config set a Port of its own? The previous drop-in is back in place"; }}',
-        "printf '%s\\n' \"$effective\" | grep -qx 'passwordauthentication no' || "
-        '{ restore; fail "the drop-in is not in effect (sshd -T still allows passwords): does /etc/ssh/sshd_config Include /etc/ssh/sshd_config.d/*.conf at its top? The previous drop-in is back in place"; }',
-        'rm -f "$previous" "$candidate"',
-    ]
-    return "\n".join(lines)
+    return render(
+        "base",
+        "sshd-check.sh.j2",
+        candidate_dir=SSHD_CANDIDATE,
+        dropin_dir=dropin_dir,
+        dropin_name=SSHD_DROPIN_NAME,
+        main_config=main_config,
+        sshd=sshd,
+        port=int(port),
+        ssh_user=ssh_user or "root",
+        allow_groups=list(allow_groups),
+    )
 
 
 # Ubuntu 24.04 starts sshd from ssh.socket, whose port comes from sshd_config through a generator:
@@ -205,23 +197,31 @@ SSHD_RELOAD = (
 )
 
 
-@deploy("Base host")
+@deploy("base")
 def base(settings: HostSettings):
     if settings.hostname:
         server.hostname(name=f"Set hostname {settings.hostname}", hostname=settings.hostname)
 
     if settings.proxy:
-        template(name="Send apt through the proxy", role="base", src="apt-proxy.conf.j2", dest=APT_PROXY, proxy=settings.proxy)
+        template(
+            name="Send apt through the proxy",
+            role="base",
+            src=f"{platform_of(host).family}/apt-proxy.conf.j2",
+            dest=APT_PROXY,
+            proxy=settings.proxy,
+        )
     else:
         files.file(name="No apt proxy", path=APT_PROXY, present=False)
 
-    installed = host.get_fact(DebPackages)
+    installed = installed_packages()
     time_daemons = [name for name in OTHER_TIME_DAEMONS if name in installed]
     install_missing(PACKAGES + ([] if time_daemons else ["systemd-timesyncd"]))
 
     if settings.proxy_ca_file:
         ca_op = files.put(name="Trust the proxy's CA", src=settings.proxy_ca_file, dest=PROXY_CA, mode="644")
-        server.shell(name="Rebuild the CA store with the proxy's CA", commands=["update-ca-certificates"], _if=ca_op.did_change)
+        server.shell(
+            name="Rebuild the CA store with the proxy's CA", commands=["update-ca-certificates"], _if=ca_op.did_change
+        )
     else:
         files.file(name="No proxy CA", path=PROXY_CA, present=False)
 
@@ -229,17 +229,24 @@ def base(settings: HostSettings):
     _unattended_upgrades(settings)
     _time_sync(container, time_daemons)
     _kernel(settings, container)
-    _sshd(settings)
+    _sshd(settings, platform_of(host))
 
 
 def _unattended_upgrades(settings: HostSettings) -> None:
     template(
-        name="Unattended upgrades: security updates only", role="base", src="unattended-upgrades.conf.j2", dest=UNATTENDED_UPGRADES,
-        distribution=host.get_fact(LinuxDistribution)["name"], reboot=settings.unattended_reboot, reboot_time=settings.unattended_reboot_time,
+        name="Unattended upgrades: security updates only",
+        role="base",
+        src=f"{platform_of(host).family}/unattended-upgrades.conf.j2",
+        dest=UNATTENDED_UPGRADES,
+        distribution=host.get_fact(LinuxDistribution)["name"],
+        reboot=settings.unattended_reboot,
+        reboot_time=settings.unattended_reboot_time,
         jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
     )
     for timer in APT_TIMERS:
-        systemd.service(name=f"Unattended upgrades: {timer} enabled and running", service=timer, running=True, enabled=True)
+        systemd.service(
+            name=f"Unattended upgrades: {timer} enabled and running", service=timer, running=True, enabled=True
+        )
 
 
 def _time_sync(container: str | None, time_daemons: list[str]) -> None:
@@ -250,17 +257,26 @@ def _time_sync(container: str | None, time_daemons: list[str]) -> None:
     # machine running the container keeps the one clock), so there it can only be enabled.
     systemd.service(
         name="Time sync: systemd-timesyncd enabled" + ("" if container else " and running"),
-        service="systemd-timesyncd.service", enabled=True, running=None if container else True,
+        service="systemd-timesyncd.service",
+        enabled=True,
+        running=None if container else True,
     )
 
 
 def _kernel(settings: HostSettings, container: str | None) -> None:
     keys = tuple(key for key, _, _ in SYSCTL)
     live = host.get_fact(Sysctl, keys=keys)
-    apply, skipped = kernel_settings(container=container, arch=host.get_fact(Arch), present=set(live), ipv6_accept_ra=settings.ipv6_accept_ra)
+    apply, skipped = kernel_settings(
+        container=container, arch=host.get_fact(Arch), present=set(live), ipv6_accept_ra=settings.ipv6_accept_ra
+    )
     file_op = template(
-        name=f"Kernel settings {SYSCTL_FILE}", role="base", src="sysctl.conf.j2", dest=SYSCTL_FILE,
-        apply=apply, skipped=skipped, jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
+        name=f"Kernel settings {SYSCTL_FILE}",
+        role="base",
+        src="sysctl.conf.j2",
+        dest=SYSCTL_FILE,
+        apply=apply,
+        skipped=skipped,
+        jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
     )
     # Applying only when the file changed would miss a value changed by hand (sysctl -w): compare
     # the live values too, and apply when any differs.
@@ -272,34 +288,24 @@ def _kernel(settings: HostSettings, container: str | None) -> None:
     )
 
 
-def _sshd(settings: HostSettings) -> None:
-    content = sshd_dropin(settings)
-    current = host.get_fact(File, path=SSHD_DROPIN)
-    in_place = (
-        current
-        and (current["user"], current["group"], current["mode"]) == ("root", "root", 644)
-        and host.get_fact(Sha256File, path=SSHD_DROPIN) == hashlib.sha256(content.encode()).hexdigest()
-    )
-    if in_place:
-        return
-    files.put(name="sshd drop-in: upload the candidate", src=io.StringIO(content), dest=SSHD_CANDIDATE, user="root", group="root", mode="600")
-    install_op = server.shell(
+def _sshd(settings: HostSettings, platform) -> None:
+    q = shlex.quote
+    install_op = checked_config(
         name=f"sshd drop-in: check it with sshd -t, then put it in place at {SSHD_DROPIN}",
-        commands=[sshd_install_command(port=settings.sshd_port, ssh_user=host.data.get("ssh_user"), allow_groups=settings.sshd_allow_groups)],
+        files={SSHD_DROPIN_NAME: sshd_dropin(settings)},
+        live_dir=SSHD_DROPIN_DIR,
+        candidate_dir=SSHD_CANDIDATE,
+        check=sshd_check_script(
+            port=settings.sshd_port,
+            ssh_user=host.data.get("ssh_user"),
+            allow_groups=settings.sshd_allow_groups,
+            sshd=platform.sshd,
+        ),
+        rejected="sshd rejected the new drop-in (its message is above); the running sshd keeps the old one",
+        promote=(
+            f"install -d -m 755 -o root -g {platform.root_group} {SSHD_DROPIN_DIR} && "
+            f"{promote_files([SSHD_DROPIN_NAME], SSHD_DROPIN_DIR, SSHD_CANDIDATE)} && rm -rf {q(SSHD_CANDIDATE)}"
+        ),
+        group=platform.root_group,
     )
     server.shell(name="Reload sshd for its new drop-in", commands=[SSHD_RELOAD], _if=install_op.did_change)
-
-
-# Host name -> the packages installed when this run began. Every role reads the list while the deploy
-# is prepared, before any operation runs, so one `dpkg -l` per host serves them all.
-INSTALLED_AT_START: dict[str, dict] = {}
-
-
-def install_missing(packages: list[str]) -> None:
-    """Install what is missing; refresh the package lists only when something is (a no-op run stays one)."""
-    if host.name not in INSTALLED_AT_START:
-        INSTALLED_AT_START[host.name] = host.get_fact(DebPackages)
-    installed = INSTALLED_AT_START[host.name]
-    missing = [name for name in packages if name not in installed]
-    if missing:
-        apt.packages(name=f"Install {' '.join(missing)}", packages=missing, update=True)

@@ -11,20 +11,19 @@ and the running fail2ban keeps its configuration.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import shlex
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import Sha256File
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import server, systemd
 
-from roles.base import install_missing
-from roles.firewall import TABLE
+from openclaw_kit.operations import check_then_promote, checked_config, promote_files
+from openclaw_kit.packages import install_missing
+from openclaw_kit.platform import platform_of
+from openclaw_kit.settings import HostSettings
+from openclaw_kit.templates import render
+from roles.firewall.nftables import TABLE
 from roles.nginx import ACCESS_LOG_NAME, LOG_DIR
-from roles.settings import HostSettings
-from roles.templates import render
 
 ETC = "/etc/fail2ban"
 CANDIDATE_DIR = "/var/lib/openclaw-kit/fail2ban/candidate"  # the kit's files, mirroring ETC, before the check
@@ -37,7 +36,8 @@ NGINX_JAILS = [
     {"name": "openclaw-kit-nginx-limit", "statuses": ["429"], "maxretry_factor": 4,
      "why": "Requests nginx refused with 429: over the rate (limit_req) or connection (limit_conn) limits."},
     {"name": "openclaw-kit-nginx-auth", "statuses": ["401", "403"],
-     "why": "Requests refused with 401 or 403: guessing tokens, or probing from a public address what only operators may reach."},
+     "why": "Requests refused with 401 or 403: guessing tokens, or probing from a public address what only "
+            "operators may reach."},
 ]
 REJECTED = "fail2ban rejected the new configuration (its message is above); the running fail2ban keeps the old one"
 
@@ -48,21 +48,23 @@ def fail2ban(settings: HostSettings):
     # missing /var/log/auth.log), so nothing bans through iptables before the kit's files are live.
     install_missing(PACKAGES)
 
-    desired = config_files(settings)
-    for directory in sorted({relative.rsplit("/", 1)[0] for relative in desired}):
-        files.directory(name=f"Candidate directory {CANDIDATE_DIR}/{directory}", path=f"{CANDIDATE_DIR}/{directory}", mode="755")
-    for relative, content in desired.items():
-        # Its directory was made just above: no second check per file.
-        files.put(name=f"Candidate {CANDIDATE_DIR}/{relative}", src=io.StringIO(content), dest=f"{CANDIDATE_DIR}/{relative}", mode="644",
-                  create_remote_dir=False)
-
     # Decided on the live files, so a candidate fail2ban rejected last time is checked again, and a
     # live file edited by hand is put back.
-    if any(host.get_fact(Sha256File, path=f"{ETC}/{relative}") != _sha256(content) for relative, content in desired.items()):
-        server.shell(
-            name="Check the candidate fail2ban configuration with fail2ban-client -t, make it live, reload fail2ban",
-            commands=[*activation_commands(list(desired)), "systemctl reload-or-restart fail2ban.service"],
-        )
+    activate_op = checked_config(
+        name="Check the candidate fail2ban configuration with fail2ban-client -t, then make it live",
+        files=config_files(settings),
+        live_dir=ETC,
+        candidate_dir=CANDIDATE_DIR,
+        check=check_command(),
+        rejected=REJECTED,
+        group=platform_of(host).root_group,
+    )
+    # reload-or-restart: on a fresh Debian 12 host the packaged fail2ban is not running yet.
+    server.shell(
+        name="Reload fail2ban for its new configuration",
+        commands=["systemctl reload-or-restart fail2ban.service"],
+        _if=activate_op.did_change,
+    )
     systemd.service(name="fail2ban enabled and running", service="fail2ban.service", running=True, enabled=True)
 
 
@@ -70,30 +72,37 @@ def config_files(settings: HostSettings, access_log: str = f"{LOG_DIR}/{ACCESS_L
     """The kit's fail2ban files by path relative to /etc/fail2ban."""
     rendered = {
         JAIL_FILE: render(
-            "fail2ban", "jail.conf.j2", ignoreip=["127.0.0.0/8", "::1", *settings.admin_cidrs], bantime=settings.fail2ban_bantime_seconds,
-            findtime=settings.fail2ban_findtime_seconds, maxretry=settings.fail2ban_maxretry, action=ACTION, nginx_jails=NGINX_JAILS,
+            "fail2ban",
+            "jail.conf.j2",
+            ignoreip=["127.0.0.0/8", "::1", *settings.admin_cidrs],
+            bantime=settings.fail2ban_bantime_seconds,
+            findtime=settings.fail2ban_findtime_seconds,
+            maxretry=settings.fail2ban_maxretry,
+            action=ACTION,
+            nginx_jails=NGINX_JAILS,
             access_log=access_log,
         ),
-        f"action.d/{ACTION}.conf": render("fail2ban", "action.conf.j2", table=TABLE, set_v4="banned_v4", set_v6="banned_v6"),
+        f"action.d/{ACTION}.conf": render(
+            "fail2ban", "action.conf.j2", table=TABLE, set_v4="banned_v4", set_v6="banned_v6"
+        ),
     }
     for jail in NGINX_JAILS:
-        rendered[f"filter.d/{jail['name']}.conf"] = render("fail2ban", "filter-nginx.conf.j2", statuses=jail["statuses"], why=jail["why"])
+        rendered[f"filter.d/{jail['name']}.conf"] = render(
+            "fail2ban", "filter-nginx.conf.j2", statuses=jail["statuses"], why=jail["why"]
+        )
     return rendered
 
 
-def activation_commands(relatives: list[str], etc: str = ETC, candidate: str = CANDIDATE_DIR) -> list[str]:
-    """Shell commands: check a copy of `etc` with the candidate files in it, then promote them."""
+def check_command(etc: str = ETC, candidate: str = CANDIDATE_DIR) -> str:
+    """Shell that checks a scratch copy of `etc` with the candidate files in it, touching nothing live."""
     q = shlex.quote
     scratch = f"{candidate}.check"
-    promote = " && ".join(f"cp {q(candidate)}/{q(r)} {q(etc)}/{q(r)}.openclaw-kit-new && mv -f {q(etc)}/{q(r)}.openclaw-kit-new {q(etc)}/{q(r)}"
-                          for r in relatives)
-    return [
-        f"rm -rf {q(scratch)} && cp -a {q(etc)} {q(scratch)} && cp -a {q(candidate)}/. {q(scratch)}/",
-        f"fail2ban-client -c {q(scratch)} -t || {{ rm -rf {q(scratch)}; echo {q(REJECTED)} >&2; exit 1; }}",
-        f"rm -rf {q(scratch)}",
-        promote,
-    ]
+    return (
+        f"rm -rf {q(scratch)} && cp -a {q(etc)} {q(scratch)} && cp -a {q(candidate)}/. {q(scratch)}/ && "
+        f"{{ fail2ban-client -c {q(scratch)} -t; status=$?; rm -rf {q(scratch)}; exit $status; }}"
+    )
 
 
-def _sha256(content: str) -> str:
-    return hashlib.sha256(content.encode()).hexdigest()
+def activation_commands(relatives: list[str], etc: str = ETC, candidate: str = CANDIDATE_DIR) -> list[str]:
+    """What checked_config runs on the host once the candidate is written (for the tests)."""
+    return check_then_promote(check_command(etc, candidate), REJECTED, promote_files(relatives, etc, candidate))

@@ -15,10 +15,11 @@ from pyinfra import host
 from pyinfra.api import FactBase, deploy
 from pyinfra.operations import files, server, systemd
 
-from roles.base import install_missing
+from openclaw_kit.packages import install_missing
+from openclaw_kit.platform import platform_of
+from openclaw_kit.settings import HostSettings
+from openclaw_kit.templates import template
 from roles.openclaw import CLI, ENV_FILE, LOG_FILE, USER
-from roles.settings import HostSettings
-from roles.templates import template
 
 KIT_LOG_DIR = "/var/log/openclaw-kit"
 AUDIT_DIR = f"{KIT_LOG_DIR}/audit"
@@ -44,53 +45,82 @@ JOURNAL_LIMITS = {"max_use": "1G", "keep_free": "2G", "max_file_size": "64M"}
 
 @deploy("logs")
 def logs(settings: HostSettings):
+    platform = platform_of(host)
     install_missing(["cron", "logrotate"])
     systemd.service(name="cron enabled and running", service="cron.service", running=True, enabled=True)
 
     # The audit log: root's, readable by adm; the gateway's user cannot write to it at all.
-    files.directory(name=f"Kit log directory {KIT_LOG_DIR}", path=KIT_LOG_DIR, user="root", group="adm", mode="750")
-    files.directory(name=f"Audit directory {AUDIT_DIR}", path=AUDIT_DIR, user="root", group="adm", mode="750")
-    files.file(name=f"Audit log {AUDIT_LOG}", path=AUDIT_LOG, user="root", group="adm", mode="640")
+    files.directory(
+        name=f"Kit log directory {KIT_LOG_DIR}", path=KIT_LOG_DIR, user="root", group=platform.log_group, mode="750"
+    )
+    files.directory(
+        name=f"Audit directory {AUDIT_DIR}", path=AUDIT_DIR, user="root", group=platform.log_group, mode="750"
+    )
+    files.file(name=f"Audit log {AUDIT_LOG}", path=AUDIT_LOG, user="root", group=platform.log_group, mode="640")
 
     # Backups: written by the service user to staging, kept where only root can change them.
-    files.directory(name=f"Backup store {BACKUP_STORE}", path=BACKUP_STORE, user="root", group="root", mode="700")
+    files.directory(
+        name=f"Backup store {BACKUP_STORE}", path=BACKUP_STORE, user="root", group=platform.root_group, mode="700"
+    )
     files.directory(name=f"Backup staging {BACKUP_STAGING}", path=BACKUP_STAGING, user=USER, group=USER, mode="700")
 
     template(name=f"Job runner {JOB}", role="logs", src="openclaw-kit-job.j2", dest=JOB, mode="755",
              audit_log=AUDIT_LOG, env_file=ENV_FILE, timeout=JOB_TIMEOUT)
-    template(name=f"Backup job {BACKUP}", role="logs", src="openclaw-kit-backup.j2", dest=BACKUP, mode="750",
-             cli=CLI, staging=BACKUP_STAGING, store=BACKUP_STORE, retention_days=settings.backup_retention_days)
+    template(
+        name=f"Backup job {BACKUP}",
+        role="logs",
+        src="openclaw-kit-backup.j2",
+        dest=BACKUP,
+        mode="750",
+        **backup_data(settings.backup_retention_days),
+    )
 
     # Rotation: the kit's own config and state, nginx's distro rotation moved aside.
     files.directory(name="Kit config directory /etc/openclaw-kit", path="/etc/openclaw-kit", mode="755")
     files.directory(name="Kit state directory /var/lib/openclaw-kit", path="/var/lib/openclaw-kit", mode="700")
-    template(name=f"logrotate config {LOGROTATE_CONF}", role="logs", src="logrotate.conf.j2", dest=LOGROTATE_CONF,
-             **logrotate_data(settings))
+    template(
+        name=f"logrotate config {LOGROTATE_CONF}",
+        role="logs",
+        src="logrotate.conf.j2",
+        dest=LOGROTATE_CONF,
+        **logrotate_data(settings),
+    )
     if host.get_fact(DivertedTo, path=NGINX_LOGROTATE) != NGINX_LOGROTATE_DIVERTED:
         server.shell(
             name=f"Divert the distro's {NGINX_LOGROTATE} (the kit rotates nginx's logs)",
             commands=[f"dpkg-divert --local --rename --divert {NGINX_LOGROTATE_DIVERTED} --add {NGINX_LOGROTATE}"],
         )
     jobs = cron_jobs()
-    cron_op = template(name=f"Cron jobs {CRON_FILE}", role="logs", src="cron.j2", dest=CRON_FILE, jobs=jobs, audit_log=AUDIT_LOG)
+    cron_op = template(
+        name=f"Cron jobs {CRON_FILE}", role="logs", src="cron.j2", dest=CRON_FILE, jobs=jobs, audit_log=AUDIT_LOG
+    )
     # A new schedule runs once right away, so a fresh host has results to check from day one. A job
     # that fails does not fail the deploy: its outcome is in the audit log, where verify looks.
-    server.shell(name="Run the scheduled jobs once (outcomes in the audit log)",
-                 commands=[f"{command} || true" for _, command in jobs], _if=cron_op.did_change)
+    server.shell(
+        name="Run the scheduled jobs once (outcomes in the audit log)",
+        commands=[f"{command} || true" for _, command in jobs],
+        _if=cron_op.did_change,
+    )
 
-    journald_op = template(name=f"journald drop-in {JOURNALD_DROPIN}", role="logs", src="journald.conf.j2", dest=JOURNALD_DROPIN,
-                           retention_days=settings.log_retention_days, **JOURNAL_LIMITS)
-    systemd.service(name="Restart journald for its new settings", service="systemd-journald.service", restarted=True,
-                    _if=journald_op.did_change)
+    journald_op = template(name=f"journald drop-in {JOURNALD_DROPIN}", role="logs", src="journald.conf.j2",
+                           dest=JOURNALD_DROPIN, retention_days=settings.log_retention_days, **JOURNAL_LIMITS)
+    systemd.service(
+        name="Restart journald for its new settings",
+        service="systemd-journald.service",
+        restarted=True,
+        _if=journald_op.did_change,
+    )
+
+
+def backup_data(retention_days: int) -> dict:
+    return dict(cli=CLI, staging=BACKUP_STAGING, store=BACKUP_STORE, retention_days=retention_days)
 
 
 def logrotate_data(settings: HostSettings) -> dict:
-    return dict(
-        state=LOGROTATE_STATE, gateway_log=LOG_FILE, service_user=USER, nginx_logs=NGINX_LOGS, nginx_pid=NGINX_PID,
-        audit_log=AUDIT_LOG, audit_dir=AUDIT_DIR, audit_name=AUDIT_LOG.rsplit("/", 1)[1],
-        log_retention_days=settings.log_retention_days, audit_retention_days=settings.audit_retention_days,
-        compress_after_days=COMPRESS_AUDIT_AFTER_DAYS,
-    )
+    return dict(state=LOGROTATE_STATE, gateway_log=LOG_FILE, service_user=USER, nginx_logs=NGINX_LOGS,
+                nginx_pid=NGINX_PID, audit_log=AUDIT_LOG, audit_dir=AUDIT_DIR, audit_name=AUDIT_LOG.rsplit("/", 1)[1],
+                log_retention_days=settings.log_retention_days, audit_retention_days=settings.audit_retention_days,
+                compress_after_days=COMPRESS_AUDIT_AFTER_DAYS)
 
 
 def cron_jobs() -> list[tuple[str, str]]:

@@ -15,21 +15,23 @@ unattended-upgrades holds nginx back (it would prompt) unless apt's DPkg::Option
 
 from __future__ import annotations
 
-import datetime
-import hashlib
 import io
 import shlex
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import File, Link, Sha256File
+from pyinfra.facts.files import File, Link
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from roles.base import install_missing
-from roles.secrets import Secret, private_file
-from roles.settings import WEBHOOK_PATHS, HostSettings
-from roles.templates import render
+from openclaw_kit.certificates import server_certificate
+from openclaw_kit.operations import check_then_promote, checked_config
+from openclaw_kit.packages import install_missing
+from openclaw_kit.platform import platform_of
+from openclaw_kit.secrets import Secret, private_file
+from openclaw_kit.settings import HostSettings
+from openclaw_kit.settings.nginx import WEBHOOK_PATHS
+from openclaw_kit.templates import render
 
 ETC = "/etc/nginx"
 LIVE_DIR = f"{ETC}/openclaw-kit"  # the kit's servers
@@ -63,64 +65,98 @@ REJECTED = "nginx rejected the new configuration (its message is above); the run
 
 @deploy("nginx")
 def nginx(settings: HostSettings):
+    platform = platform_of(host)
     install_missing(["nginx"])
-    files.directory(name=f"ACME webroot {ACME_WEBROOT}", path=ACME_WEBROOT, user="root", group="root", mode="755")
+    files.directory(
+        name=f"ACME webroot {ACME_WEBROOT}", path=ACME_WEBROOT, user="root", group=platform.root_group, mode="755"
+    )
     # Debian's default site would claim default_server on port 80 too.
     default_op = files.link(name=f"No distro default site {DEFAULT_SITE}", path=DEFAULT_SITE, present=False)
 
     # The bootstrap pair always exists: nginx can start (and serve ACME challenges) before the
     # first issuance, and falls back to it should the issued certificate ever be removed.
     bootstrap_ops = []
-    if not (host.get_fact(File, path=f"{BOOTSTRAP_DIR}/fullchain.pem") and host.get_fact(File, path=f"{BOOTSTRAP_DIR}/privkey.pem")):
+    if not (
+        host.get_fact(File, path=f"{BOOTSTRAP_DIR}/fullchain.pem")
+        and host.get_fact(File, path=f"{BOOTSTRAP_DIR}/privkey.pem")
+    ):
         cert_pem, key_pem = bootstrap_certificate(settings)
-        files.directory(name=f"Directory {BOOTSTRAP_DIR}", path=BOOTSTRAP_DIR, user="root", group="root", mode="755")
+        files.directory(
+            name=f"Directory {BOOTSTRAP_DIR}", path=BOOTSTRAP_DIR, user="root", group=platform.root_group, mode="755"
+        )
         bootstrap_ops = [
-            private_file(name=f"Self-signed bootstrap key {BOOTSTRAP_DIR}/privkey.pem", path=f"{BOOTSTRAP_DIR}/privkey.pem",
-                         content=Secret("bootstrap key", key_pem.decode()), user="root", group="root",
-                         private_dir=f"/tmp/openclaw-kit-{host.data.get('ssh_user') or 'root'}"),
-            files.put(name=f"Self-signed bootstrap certificate {BOOTSTRAP_DIR}/fullchain.pem", src=io.BytesIO(cert_pem),
-                      dest=f"{BOOTSTRAP_DIR}/fullchain.pem", user="root", group="root", mode="644"),
+            private_file(
+                name=f"Self-signed bootstrap key {BOOTSTRAP_DIR}/privkey.pem",
+                path=f"{BOOTSTRAP_DIR}/privkey.pem",
+                content=Secret("bootstrap key", key_pem.decode()),
+                user="root",
+                group=platform.root_group,
+                private_dir=f"/tmp/openclaw-kit-{host.data.get('ssh_user') or 'root'}",
+            ),
+            files.put(
+                name=f"Self-signed bootstrap certificate {BOOTSTRAP_DIR}/fullchain.pem",
+                src=io.BytesIO(cert_pem),
+                dest=f"{BOOTSTRAP_DIR}/fullchain.pem",
+                user="root",
+                group=platform.root_group,
+                mode="644",
+            ),
         ]
     issued = f"{LETSENCRYPT_LIVE}/{settings.domain}"
     link_op = files.link(
-        name=f"nginx's certificate {CURRENT}", path=CURRENT,
+        name=f"nginx's certificate {CURRENT}",
+        path=CURRENT,
         # certbot's live files are links into its archive.
         target=issued if host.get_fact(Link, path=f"{issued}/fullchain.pem") else BOOTSTRAP_DIR,
     )
     certificate, certificate_key = CERTIFICATE, CERTIFICATE_KEY
 
-    # The candidate: rendered here, checked by nginx on the host, then promoted as a whole.
+    # The candidate: rendered here, checked by nginx on the host, then promoted as a whole. Decided
+    # on the live files, so a candidate nginx rejected last time (its certificate missing, say) is
+    # checked again on the next run.
     desired = config_files(settings, certificate, certificate_key)
-    files.directory(name=f"Candidate directory {CANDIDATE_DIR}", path=f"{CANDIDATE_DIR}/openclaw-kit", user="root", group="root", mode="755")
-    for relative, content in desired.items():
-        files.put(name=f"Candidate {CANDIDATE_DIR}/{relative}", src=io.StringIO(content), dest=f"{CANDIDATE_DIR}/{relative}",
-                  user="root", group="root", mode="644", create_remote_dir=False)  # its directory was made just above
-    # Decided on the live files, not on the candidate's upload: a candidate nginx rejected last
-    # time (its certificate missing, say) is still the one to check and promote on the next run.
-    activate_op = None
-    if any(host.get_fact(Sha256File, path=f"{ETC}/{relative}") != _sha256(content) for relative, content in desired.items()):
-        activate_op = server.shell(
-            name="Check the candidate nginx configuration with nginx -t, then make it live",
-            commands=activation_commands(list(desired)),
-        )
+    activate_op = checked_config(
+        name="Check the candidate nginx configuration with nginx -t, then make it live",
+        files=desired,
+        live_dir=ETC,
+        candidate_dir=CANDIDATE_DIR,
+        check=check_command(list(desired)),
+        rejected=REJECTED,
+        promote=promote_command(),
+        group=platform.root_group,
+    )
 
     # The live configuration is checked once more before the reload (the default site or the
     # certificate may be what changed): a reload never loads a configuration nginx has not passed.
     server.shell(
         name="Reload nginx for its new configuration",
-        commands=[f"nginx -t -q || {{ echo {shlex.quote(REJECTED)} >&2; exit 1; }}", "systemctl reload-or-restart nginx.service"],
+        commands=[
+            f"nginx -t -q || {{ echo {shlex.quote(REJECTED)} >&2; exit 1; }}",
+            "systemctl reload-or-restart nginx.service",
+        ],
         _if=any_changed(*[op for op in (default_op, *bootstrap_ops, link_op, activate_op) if op is not None]),
     )
     systemd.service(name="nginx enabled and running", service="nginx.service", running=True, enabled=True)
 
 
-def config_files(settings: HostSettings, certificate: str, certificate_key: str, *, etc: str = ETC, log_dir: str = LOG_DIR,
-                 pid: str = PID, acme_webroot: str = ACME_WEBROOT, http_listen=HTTP_LISTEN, https_listen=HTTPS_LISTEN) -> dict[str, str]:
+def config_files(
+    settings: HostSettings,
+    certificate: str,
+    certificate_key: str,
+    *,
+    etc: str = ETC,
+    log_dir: str = LOG_DIR,
+    pid: str = PID,
+    acme_webroot: str = ACME_WEBROOT,
+    http_listen=HTTP_LISTEN,
+    https_listen=HTTPS_LISTEN,
+) -> dict[str, str]:
     """The kit's nginx files by path relative to /etc/nginx (the keyword arguments: for tests only)."""
-    data = dict(settings=settings, certificate=certificate, certificate_key=certificate_key, etc=etc, log_dir=log_dir, pid=pid,
-                access_log=f"{log_dir}/{ACCESS_LOG_NAME}", acme_webroot=acme_webroot, http_listen=list(http_listen),
-                https_listen=list(https_listen), live_dir=f"{etc}/openclaw-kit", candidate_dir=f"{etc}/openclaw-kit.candidate",
-                include_pattern=INCLUDE_PATTERN, webhook_paths=[WEBHOOK_PATHS[name] for name in sorted(set(settings.public_webhooks))],
+    data = dict(settings=settings, certificate=certificate, certificate_key=certificate_key, etc=etc, log_dir=log_dir,
+                pid=pid, access_log=f"{log_dir}/{ACCESS_LOG_NAME}", acme_webroot=acme_webroot,
+                http_listen=list(http_listen), https_listen=list(https_listen), live_dir=f"{etc}/openclaw-kit",
+                candidate_dir=f"{etc}/openclaw-kit.candidate", include_pattern=INCLUDE_PATTERN,
+                webhook_paths=[WEBHOOK_PATHS[name] for name in sorted(set(settings.public_webhooks))],
                 operator_cidrs=operator_cidrs(settings))
     rendered = {"nginx.conf": render("nginx", "nginx.conf.j2", **data)}
     rendered.update({f"openclaw-kit/{name}": render("nginx", src, **data) for name, src in SERVERS.items()})
@@ -133,63 +169,49 @@ def operator_cidrs(settings: HostSettings) -> list[str]:
     return list(dict.fromkeys([*LOOPBACK, *settings.private_cidrs, *opted_in]))
 
 
-def activation_commands(relatives: list[str], etc: str = ETC) -> list[str]:
+def check_command(relatives: list[str], etc: str = ETC) -> str:
     """
-    Shell commands that check the candidate with `nginx -t` and only then replace the live files.
+    Shell that checks the candidate with `nginx -t`, touching nothing live.
 
     The candidate directory mirrors /etc/nginx: the kit's nginx.conf and openclaw-kit/ as
     candidates, every other entry a symlink to the live one, so that a relative include in an
     admin's own file (`include snippets/x.conf;`) resolves as it does live.
     """
+    candidate = f"{etc}/openclaw-kit.candidate"
+    q = shlex.quote
+    keep = " ".join(
+        f"! -name {q(relative.rsplit('/', 1)[1])}" for relative in relatives if relative.startswith("openclaw-kit/")
+    )
+    return " && ".join(
+        [
+            # Leftovers of an earlier version of the kit must not be promoted with the rest.
+            f"find {q(candidate)}/openclaw-kit -mindepth 1 -maxdepth 1 {keep} -exec rm -rf {{}} +",
+            f"find {q(candidate)} -mindepth 1 -maxdepth 1 -type l -delete",
+            f"for entry in {q(etc)}/*; do case ${{entry##*/}} in nginx.conf|openclaw-kit|openclaw-kit.*) ;; "
+            f'*) ln -s "$entry" {q(candidate)}/ ;; esac; done',
+            f"nginx -t -q -c {q(candidate)}/nginx.conf",
+        ]
+    )
+
+
+def promote_command(etc: str = ETC) -> str:
+    """Shell that makes the checked candidate live: the kit's servers and nginx.conf together (nginx
+    reads none of it before the reload)."""
     live, candidate = f"{etc}/openclaw-kit", f"{etc}/openclaw-kit.candidate"
     q = shlex.quote
-    keep = " ".join(f"! -name {q(relative.rsplit('/', 1)[1])}" for relative in relatives if relative.startswith("openclaw-kit/"))
-    return [
-        # Leftovers of an earlier version of the kit must not be promoted with the rest.
-        f"find {q(candidate)}/openclaw-kit -mindepth 1 -maxdepth 1 {keep} -exec rm -rf {{}} +",
-        f"find {q(candidate)} -mindepth 1 -maxdepth 1 -type l -delete",
-        f"for entry in {q(etc)}/*; do case ${{entry##*/}} in nginx.conf|openclaw-kit|openclaw-kit.*) ;; "
-        f"*) ln -s \"$entry\" {q(candidate)}/ ;; esac; done",
-        f"nginx -t -q -c {q(candidate)}/nginx.conf || {{ echo {q(REJECTED)} >&2; exit 1; }}",
-        # Promoted together; nginx reads none of it before the reload.
+    return (
         f"rm -rf {q(live)}.new {q(live)}.old && cp -a {q(candidate)}/openclaw-kit {q(live)}.new && "
         f"cp {q(candidate)}/nginx.conf {q(etc)}/nginx.conf.openclaw-kit-new && "
         f"{{ [ ! -e {q(live)} ] || mv {q(live)} {q(live)}.old; }} && mv {q(live)}.new {q(live)} && "
-        f"mv -f {q(etc)}/nginx.conf.openclaw-kit-new {q(etc)}/nginx.conf && rm -rf {q(live)}.old",
-    ]
+        f"mv -f {q(etc)}/nginx.conf.openclaw-kit-new {q(etc)}/nginx.conf && rm -rf {q(live)}.old"
+    )
+
+
+def activation_commands(relatives: list[str], etc: str = ETC) -> list[str]:
+    """What checked_config runs on the host once the candidate is written (for the tests)."""
+    return check_then_promote(check_command(relatives, etc), REJECTED, promote_command(etc))
 
 
 def bootstrap_certificate(settings: HostSettings, days: int = BOOTSTRAP_DAYS) -> tuple[bytes, bytes]:
     """A self-signed ECDSA P-256 certificate for the domain and extra_domains: (certificate PEM, key PEM)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, settings.domain)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in [settings.domain, *settings.extra_domains]]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False,
-                                     decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return (
-        certificate.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-    )
-
-
-def _sha256(content: str) -> str:
-    return hashlib.sha256(content.encode()).hexdigest()
+    return server_certificate([settings.domain, *settings.extra_domains], days)

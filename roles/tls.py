@@ -4,7 +4,8 @@ certbot from the distro, http-01 through nginx's ACME webroot (role nginx serves
 on a self-signed bootstrap certificate until now), ECDSA P-256. After the first issuance the
 link nginx reads its certificate from is pointed at certbot's live directory, which renewals
 update in place. One renewal path: the kit's cron entry (certbot.timer is masked), through role
-logs' job runner, so every outcome is a JSON line in the audit log and the journal; certbot's deploy hook reloads nginx only when `nginx -t` passes.
+logs' job runner, so every outcome is a JSON line in the audit log and the journal; certbot's deploy
+hook reloads nginx only when `nginx -t` passes.
 
 A deploy asks the ACME server for a certificate only when the host has none for the settings'
 names, from the settings' ACME directory, with an ECDSA key, valid for another RENEW_DAYS days;
@@ -23,11 +24,12 @@ from pyinfra.api import FactBase, deploy
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
-from roles.base import install_missing
+from openclaw_kit.packages import install_missing
+from openclaw_kit.platform import platform_of
+from openclaw_kit.settings import HostSettings
+from openclaw_kit.templates import template
 from roles.logs import JOB
 from roles.nginx import ACME_WEBROOT, CURRENT, LETSENCRYPT_LIVE, TLS_DIR
-from roles.settings import HostSettings
-from roles.templates import template
 
 ACME_CA_FILE = f"{TLS_DIR}/acme-ca.pem"
 RENEW_COMMAND = "/usr/local/sbin/openclaw-kit-renew-certificates"
@@ -49,9 +51,11 @@ class IssuedCertificate(FactBase):
 
     def command(self, cert_name: str):
         live, conf = f"{LETSENCRYPT_LIVE}/{cert_name}/cert.pem", f"/etc/letsencrypt/renewal/{cert_name}.conf"
-        return (f"if [ -f {shlex.quote(live)} ] && [ -f {shlex.quote(conf)} ]; then "
-                f"openssl x509 -in {shlex.quote(live)} -noout -ext subjectAltName -enddate && "
-                f"grep -E '^(server|key_type) *=' {shlex.quote(conf)}; fi || true")
+        return (
+            f"if [ -f {shlex.quote(live)} ] && [ -f {shlex.quote(conf)} ]; then "
+            f"openssl x509 -in {shlex.quote(live)} -noout -ext subjectAltName -enddate && "
+            f"grep -E '^(server|key_type) *=' {shlex.quote(conf)}; fi || true"
+        )
 
     def process(self, output: list[str]):
         found = {"names": [], "not_after": None, "server": None, "key_type": None}
@@ -60,8 +64,9 @@ class IssuedCertificate(FactBase):
             if line.startswith("DNS:"):
                 found["names"] = sorted(part.strip().removeprefix("DNS:") for part in line.split(","))
             elif line.startswith("notAfter="):
-                found["not_after"] = datetime.datetime.strptime(line.removeprefix("notAfter="), "%b %d %H:%M:%S %Y %Z").replace(
-                    tzinfo=datetime.timezone.utc)
+                found["not_after"] = datetime.datetime.strptime(
+                    line.removeprefix("notAfter="), "%b %d %H:%M:%S %Y %Z"
+                ).replace(tzinfo=datetime.UTC)
             elif "=" in line and line.split("=", 1)[0].strip() in ("server", "key_type"):
                 key, value = (part.strip() for part in line.split("=", 1))
                 found[key] = value
@@ -140,30 +145,59 @@ def renewal_minute(settings: HostSettings) -> int:
     return int(hashlib.sha256(settings.domain.encode()).hexdigest(), 16) % 60
 
 
+def script_data(acme_ca_file: str | None) -> dict:
+    """What the renewal script, the deploy hook and the cron entry are rendered with."""
+    return dict(renew_command=RENEW_COMMAND, reload_pending=RELOAD_PENDING, log_tag=LOG_TAG, acme_ca_file=acme_ca_file)
+
+
 @deploy("tls")
 def tls(settings: HostSettings):
     install_missing(["certbot", "openssl"])
     if settings.acme_ca_file:
-        files.put(name=f"ACME directory's CA {ACME_CA_FILE}", src=settings.acme_ca_file, dest=ACME_CA_FILE,
-                  user="root", group="root", mode="644")
+        files.put(
+            name=f"ACME directory's CA {ACME_CA_FILE}",
+            src=settings.acme_ca_file,
+            dest=ACME_CA_FILE,
+            user="root",
+            group=platform_of(host).root_group,
+            mode="644",
+        )
 
     # Exactly one renewal path: the kit's cron entry. Masked, not only disabled: a package upgrade
     # re-enables a disabled timer. Stopped before the mask: a timer masked while it runs fails
     # ("unit to trigger vanished") and leaves the whole system degraded.
-    timer = (host.get_fact(Command, f"readlink {CERTBOT_TIMER_MASK}; systemctl is-failed certbot.timer || true") or "").split()
+    timer_state = f"readlink {CERTBOT_TIMER_MASK}; systemctl is-failed certbot.timer || true"
+    timer = (host.get_fact(Command, timer_state) or "").split()
     if "/dev/null" not in timer:
         server.shell(name="certbot.timer stopped, disabled and masked",
-                     commands=["systemctl disable --now certbot.timer", f"ln -sfn /dev/null {CERTBOT_TIMER_MASK}", "systemctl daemon-reload"])
+                     commands=["systemctl disable --now certbot.timer", f"ln -sfn /dev/null {CERTBOT_TIMER_MASK}",
+                               "systemctl daemon-reload"])
     elif "failed" in timer:
         server.shell(name="certbot.timer's failed state cleared (masked while running by an earlier deploy)",
                      commands=["systemctl reset-failed certbot.timer"])
 
-    data = dict(renew_command=RENEW_COMMAND, reload_pending=RELOAD_PENDING, log_tag=LOG_TAG,
-                acme_ca_file=ACME_CA_FILE if settings.acme_ca_file else None)
-    template(name=f"Renewal script {RENEW_COMMAND}", role="tls", src="renew-certificates.j2", dest=RENEW_COMMAND, mode="755", **data)
+    data = script_data(acme_ca_file=ACME_CA_FILE if settings.acme_ca_file else None)
+    template(
+        name=f"Renewal script {RENEW_COMMAND}",
+        role="tls",
+        src="renew-certificates.j2",
+        dest=RENEW_COMMAND,
+        mode="755",
+        **data,
+    )
     template(name=f"Deploy hook {DEPLOY_HOOK}", role="tls", src="deploy-hook.j2", dest=DEPLOY_HOOK, mode="755", **data)
-    template(name=f"Renewal cron entry {CRON_FILE}", role="tls", src="cron.j2", dest=CRON_FILE, mode="644",
-             minute=renewal_minute(settings), hours="3,15", job=JOB, job_name=JOB_NAME, **data)
+    template(
+        name=f"Renewal cron entry {CRON_FILE}",
+        role="tls",
+        src="cron.j2",
+        dest=CRON_FILE,
+        mode="644",
+        minute=renewal_minute(settings),
+        hours="3,15",
+        job=JOB,
+        job_name=JOB_NAME,
+        **data,
+    )
 
     # An account made with an earlier admin_email: tell the ACME server the new one (no new account).
     account = host.get_fact(AcmeAccount, directory=settings.acme_directory, marker=ACCOUNT_EMAIL)
@@ -171,11 +205,11 @@ def tls(settings: HostSettings):
         server.shell(name="ACME account's email updated to admin_email", commands=account_update_commands(settings))
 
     issued = host.get_fact(IssuedCertificate, cert_name=settings.domain)
-    reason = needs_issuance(settings, issued, datetime.datetime.now(datetime.timezone.utc))
+    reason = needs_issuance(settings, issued, datetime.datetime.now(datetime.UTC))
     if reason:
         server.shell(
-            name="Certificate for domain and extra_domains from the ACME server (none yet, or they changed, or overdue)",
+            name="Certificate for domain and extra_domains from the ACME server "
+            "(none yet, or they changed, or overdue)",
             # A changed name list, directory or key type would not be re-issued without force.
             commands=issue_commands(settings, force=bool(issued) and not reason.startswith("expires")),
         )
-

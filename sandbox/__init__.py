@@ -15,7 +15,6 @@ tinyproxy, pebble, openssh-client and iproute2. Works without systemd as PID 1.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import fcntl
 import hashlib
 import ipaddress
@@ -433,53 +432,14 @@ def _make_pebble_certs() -> None:
     """A throwaway CA and a server certificate for pebble's API on the bridge address.
 
     The CA key is not kept: it is only needed to sign this one certificate."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from openclaw_kit.certificates import certificate_authority, pem, server_certificate
 
     p = _paths()
-    now = datetime.datetime.now(datetime.timezone.utc)
-    start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=3 * 365)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "openclaw-kit sandbox pebble CA")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca = (x509.CertificateBuilder()
-          .subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number())
-          .not_valid_before(start).not_valid_after(end)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
-                                       key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                       encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(ca_ski, critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, GATEWAY)]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(GATEWAY))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                         key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, key_cert_sign=False, crl_sign=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    pem = serialization.Encoding.PEM
-    _write(p["pebble_key"], key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()).decode(), 0o600)
-    _write(p["pebble_cert"], cert.public_bytes(pem).decode())
-    _write(p["pebble_ca"], ca.public_bytes(pem).decode())
+    ca, ca_key = certificate_authority("openclaw-kit sandbox pebble CA", days=3 * 365)
+    cert_pem, key_pem = server_certificate([GATEWAY], days=3 * 365, issuer=(ca, ca_key))
+    _write(p["pebble_key"], key_pem.decode(), 0o600)
+    _write(p["pebble_cert"], cert_pem.decode())
+    _write(p["pebble_ca"], pem(ca).decode())
 
 
 # --------------------------------------------------------------------------
@@ -691,7 +651,8 @@ def _add_admin_user(root: Path) -> None:
     sudoers = root / "etc" / "sudoers.d" / f"90-{ADMIN_USER}"
     sudoers.write_text(f"{ADMIN_USER} ALL=(ALL) NOPASSWD:ALL\n")
     sudoers.chmod(0o440)
-    entry = next(line.split(":") for line in (root / "etc" / "passwd").read_text().splitlines() if line.startswith(f"{ADMIN_USER}:"))
+    passwd = (root / "etc" / "passwd").read_text().splitlines()
+    entry = next(line.split(":") for line in passwd if line.startswith(f"{ADMIN_USER}:"))
     uid, gid = int(entry[2]), int(entry[3])
     ssh_dir = root / "home" / ADMIN_USER / ".ssh"
     ssh_dir.mkdir(mode=0o700)

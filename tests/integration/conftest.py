@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import sandbox
-from roles.secrets import generate_token
+from openclaw_kit.secrets import generate_token
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = 2

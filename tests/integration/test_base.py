@@ -4,18 +4,17 @@ back, and an sshd drop-in that sshd rejects never reaches the running sshd."""
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from roles.base import SSHD_CANDIDATE, SSHD_DROPIN, SSHD_PREVIOUS
+from roles.base import SSHD_CANDIDATE, SSHD_DROPIN
 from tests.integration.conftest import REPO, changed_hosts, deploy_json, inventory_with, run_pyinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 
-SSHD_STEP = f"Base host | sshd drop-in: check it with sshd -t, then put it in place at {SSHD_DROPIN}"
-RELOAD = "Base host | Reload sshd for its new drop-in"
-APPLY_SYSCTL = "Base host | Apply the kernel settings"
+SSHD_STEP = f"base | sshd drop-in: check it with sshd -t, then put it in place at {SSHD_DROPIN}"
+RELOAD = "base | Reload sshd for its new drop-in"
+APPLY_SYSCTL = "base | Apply the kernel settings"
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,7 @@ def test_a_deleted_sshd_dropin_comes_back(deployed, sandbox_state, kit_env, addr
     ssh(sandbox_state, first, f"rm {SSHD_DROPIN}")
     assert "passwordauthentication yes" in sshd_effective(sandbox_state, first).splitlines()
     changed = changed_hosts(deploy_json(kit_env))
-    assert changed == {"Base host | sshd drop-in: upload the candidate": [first], SSHD_STEP: [first], RELOAD: [first]}
+    assert changed == {SSHD_STEP: [first], RELOAD: [first]}
     assert "passwordauthentication no" in sshd_effective(sandbox_state, first).splitlines()
     assert ssh(sandbox_state, first, f"stat -c '%a %U %G' {SSHD_DROPIN}").stdout.split() == ["644", "root", "root"]
 
@@ -112,7 +111,7 @@ def test_a_dropin_that_would_be_read_before_the_kits_is_reported(deployed, sandb
 def test_a_dropin_sshd_rejects_never_reaches_sshd(deployed, sandbox_state, kit_env, addresses, tmp_path):
     # The kit as it is, but with a template sshd -t rejects (a valid keyword with an invalid value).
     copy = tmp_path / "kit"
-    for part in ("roles", "templates", "inventories", "sandbox"):
+    for part in ("openclaw_kit", "roles", "templates", "inventories", "sandbox"):
         shutil.copytree(REPO / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "deploy.py", copy / "deploy.py")
     with (copy / "templates" / "base" / "sshd.conf.j2").open("a") as template:
@@ -134,4 +133,4 @@ def test_a_dropin_sshd_rejects_never_reaches_sshd(deployed, sandbox_state, kit_e
         # the kept files are gone.
         assert ssh(sandbox_state, address, "systemctl is-active ssh").stdout.strip() == "active"
         assert sshd_state(sandbox_state, address) == before[address]
-        assert ssh(sandbox_state, address, f"ls {SSHD_CANDIDATE} {SSHD_PREVIOUS} {SSHD_DROPIN}.new 2>&1", check=False).stdout.count("No such file") == 3
+        assert ssh(sandbox_state, address, f"ls {SSHD_CANDIDATE} {SSHD_DROPIN}.openclaw-kit-new 2>&1", check=False).stdout.count("No such file") == 2

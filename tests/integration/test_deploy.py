@@ -24,8 +24,8 @@ def test_a_run_changes_both_hosts(first_run, sandbox_state):
     addresses = sorted(host["address"] for host in sandbox_state["hosts"])
     changed = changed_hosts(first_run)
     assert first_run["results"]["failed_hosts"] == []
-    assert changed["OpenClaw gateway | Secrets file /etc/openclaw/gateway.env"] == addresses
-    assert changed["Base host | Send apt through the proxy"] == addresses
+    assert changed["openclaw | Secrets file /etc/openclaw/gateway.env"] == addresses
+    assert changed["base | Send apt through the proxy"] == addresses
 
 
 def test_testinfra_checks_pass_over_ssh(first_run, kit_env):

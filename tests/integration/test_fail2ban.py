@@ -13,13 +13,13 @@ import time
 import pytest
 
 from roles.fail2ban import ETC, JAIL_FILE, NGINX_JAILS, REJECTED
-from roles.firewall import APPLY, DESIRED, TABLE
-from tests.integration.test_firewall import PROBE
+from roles.firewall.nftables import APPLY, DESIRED, TABLE
 from tests.integration.conftest import REPO, changed_hosts, deploy_json, run_pyinfra, ssh
+from tests.integration.test_firewall import PROBE
 
 pytestmark = pytest.mark.sandbox
 
-ACTIVATE = "fail2ban | Check the candidate fail2ban configuration with fail2ban-client -t, make it live, reload fail2ban"
+ACTIVATE = "fail2ban | Check the candidate fail2ban configuration with fail2ban-client -t, then make it live"
 BANTIME = 30  # fail2ban_bantime_seconds in inventories/sandbox.py
 
 # One HTTPS request after another to the first host, with its domain as SNI and Host; prints each
@@ -145,7 +145,7 @@ def test_failed_ssh_logins_from_another_host_ban_it_until_the_bantime_is_over(no
     seconds, end_text = record.split("\t", 1)[1].split(" + ", 1)[1].split(" = ")
     assert int(seconds) >= BANTIME
     # The sandbox hosts share this machine's clock, and run in UTC.
-    ends = datetime.datetime.strptime(end_text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc).timestamp()
+    ends = datetime.datetime.strptime(end_text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.UTC).timestamp()
     assert wait_for(lambda: not banned(sandbox_state, target, attacker), BANTIME + 30) is not None, "still banned long after the ban time"
     late = time.time() - ends
     print(f"unbanned {late:+.1f} s from the end fail2ban recorded (bantime {BANTIME} s)")

@@ -11,13 +11,13 @@ import time
 import pytest
 
 import sandbox
-from roles.firewall import APPLY, DESIRED, FINGERPRINT, MARKER, PERSISTED, ROLLBACK_UNIT, TABLE
+from roles.firewall.nftables import APPLY, DESIRED, FINGERPRINT, MARKER, PERSISTED, ROLLBACK_UNIT, TABLE
 from tests.integration.conftest import REPO, changed_hosts, deploy_json, inventory_with, run_pyinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 
-LOAD = "Firewall | Load the firewall ruleset (rolled back in 45 s unless confirmed)"
-CONFIRM = "Firewall | Confirm the firewall over a new SSH connection"
+LOAD = "firewall | Load the firewall ruleset (rolled back in 45 s unless confirmed)"
+CONFIRM = "firewall | Confirm the firewall over a new SSH connection"
 
 # A listener that answers every connection and exits after 120 s without one (never left behind).
 LISTENER = """
@@ -74,7 +74,7 @@ def probe_from_controller(address: str, port: int) -> str:
     try:
         socket.create_connection((address, port), timeout=3).close()
         return "open"
-    except socket.timeout:
+    except TimeoutError:
         return "timeout"
     except ConnectionRefusedError:
         return "refused"
@@ -205,7 +205,7 @@ def test_second_run_changes_nothing_in_the_firewall(deployed, kit_env):
     started = time.monotonic()
     second = deploy_json(kit_env)
     elapsed = time.monotonic() - started
-    changed = {name: hosts for name, hosts in changed_hosts(second).items() if name.startswith("Firewall |")}
+    changed = {name: hosts for name, hosts in changed_hosts(second).items() if name.startswith("firewall |")}
     assert changed == {}
     assert second["results"]["totals"]["error"] == 0
     print(f"no-op deploy.py run: {elapsed:.1f} s")
@@ -307,6 +307,7 @@ def test_a_deploy_whose_admin_cidrs_exclude_the_controller_changes_nothing(deplo
         output = run.stdout + run.stderr
         assert run.returncode != 0
         assert "no host was changed" in output
+        assert "deploy problem" in output and "settings problem" not in output, "a lockout is not a settings problem"
         assert f"this deploy connects from {sandbox_state['gateway']}, which is not in admin_cidrs = ['192.0.2.0/24']" in output
         assert f"host {sbx1}:" in output or f"host {sandbox_state['hosts'][1]['address']}:" in output
         assert "Beginning operation run" not in output

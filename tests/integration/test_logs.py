@@ -99,7 +99,7 @@ def test_forced_rotation_while_the_gateway_writes_loses_no_line(deployed, sandbo
 
 
 def drift_report(env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "roles.drift", "inventories/sandbox.py"], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "openclaw_kit.drift", "inventories/sandbox.py"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=600)
 
 

@@ -18,7 +18,14 @@ import pytest
 
 from roles.nginx import DEFAULT_SITE, LIVE_DIR
 from sandbox import host_domain
-from tests.integration.conftest import assert_drift_corrected, changed_hosts, deploy_json, https_exchange, inventory_with, ssh
+from tests.integration.conftest import (
+    assert_drift_corrected,
+    changed_hosts,
+    deploy_json,
+    https_exchange,
+    inventory_with,
+    ssh,
+)
 
 pytestmark = pytest.mark.sandbox
 

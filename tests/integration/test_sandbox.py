@@ -10,8 +10,8 @@ without them, except on CI (CI=true), where a missing sandbox is a failure.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shlex
 import subprocess
 import sys

@@ -8,7 +8,14 @@ import pytest
 from roles.logs import AUDIT_LOG
 from roles.tls import ACME_CA_FILE, CERTBOT_TIMER_MASK, CRON_FILE, JOB_NAME, LOG_TAG, RENEW_COMMAND
 from sandbox import host_domain, state_dir
-from tests.integration.conftest import assert_drift_corrected, changed_hosts, deploy_json, https_exchange, inventory_with, ssh
+from tests.integration.conftest import (
+    assert_drift_corrected,
+    changed_hosts,
+    deploy_json,
+    https_exchange,
+    inventory_with,
+    ssh,
+)
 
 pytestmark = pytest.mark.sandbox
 

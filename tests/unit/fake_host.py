@@ -2,7 +2,7 @@
 
 import pytest
 
-from roles.settings import SettingsError, validate_hosts
+from openclaw_kit.settings import SettingsError, validate_hosts
 
 ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64}
 

@@ -1,13 +1,15 @@
 """Role base on the controller: its settings rules, the kernel keys it picks, what it renders."""
 
 import re
+import shlex
+import subprocess
 
 import pytest
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from roles.base import RA_KEYS, SYSCTL, kernel_settings, sshd_dropin, sshd_install_command
-from roles.settings import SettingsError, validate_hosts
-from roles.templates import TEMPLATES
+from openclaw_kit.settings import SettingsError, validate_hosts
+from openclaw_kit.templates import TEMPLATES
+from roles.base import RA_KEYS, SSHD_CANDIDATE, SYSCTL, kernel_settings, sshd_check_script, sshd_dropin
 from tests.unit.fake_host import ENV, one_problem
 
 GOOD = {
@@ -170,7 +172,7 @@ def test_sysctl_file_sets_exactly_the_applied_keys_and_explains_the_rest():
 @pytest.mark.parametrize("distribution", ["Debian", "Ubuntu"])
 @pytest.mark.parametrize("reboot", [False, True])
 def test_unattended_upgrades_are_security_only(distribution, reboot):
-    text = _render("unattended-upgrades.conf.j2", distribution=distribution, reboot=reboot, reboot_time="03:30")
+    text = _render("debian/unattended-upgrades.conf.j2", distribution=distribution, reboot=reboot, reboot_time="03:30")
     # apt adds up list entries from every file: the package's own origins must be cleared first.
     assert "#clear Unattended-Upgrade::Origins-Pattern;" in text and "#clear Unattended-Upgrade::Allowed-Origins;" in text
     patterns = re.findall(r'^\s*"(origin=[^"]+)";', text, re.M)
@@ -213,12 +215,74 @@ def test_sshd_dropin_from_settings():
     assert values["AllowTcpForwarding"] == "local" and values["AllowAgentForwarding"] == "no"
 
 
-def test_sshd_install_command_checks_before_it_keeps_and_names_the_deploy_user_groups():
-    plain = sshd_install_command(port=22)
-    assert "id -nG" not in plain
-    # The order that keeps sshd safe: keep the old file, place the new, sshd -t, restore on failure.
-    steps = [plain.index(step) for step in ("sorts before", 'cp -p "$dropin" "$previous"', 'mv -f "$dropin.new" "$dropin"', "sshd -t", "restore;")]
-    assert steps == sorted(steps)
-    guarded = sshd_install_command(port=2222, ssh_user="deploy", allow_groups=["sshusers", "adm"])
-    assert "id -nG deploy" in guarded and "-e sshusers -e adm" in guarded and '"2222 "' in guarded
-    assert guarded.index("id -nG") < guarded.index('mv -f "$dropin.new"')
+# --- the sshd check, run for real over a scratch /etc/ssh ------------------------------------------
+# sshd itself is not installed here: a stand-in answers -t and -T from the files the script gives it
+# (the sandbox tests run the same script against the real sshd).
+FAKE_SSHD = r"""#!/bin/sh
+# usage: sshd -t|-T -f CONFIG. Reads CONFIG and the files its Include globs name.
+mode=$1 config=$3
+files=$(sed -n 's/^Include //p' "$config")
+all=$(cat "$config" $files)
+if printf '%s\n' "$all" | grep -q '^MaxAuthTries three'; then echo "Bad configuration option: three" >&2; exit 255; fi
+[ "$mode" = -t ] && exit 0
+printf 'port %s\n' "$(printf '%s\n' "$all" | sed -n 's/^Port //p' | head -n 1)"
+printf '%s\n' "$all" | grep -qx 'PasswordAuthentication no' && echo 'passwordauthentication no' || echo 'passwordauthentication yes'
+"""
+
+
+@pytest.fixture
+def ssh_etc(tmp_path):
+    etc = tmp_path / "ssh"
+    (etc / "sshd_config.d").mkdir(parents=True)
+    (etc / "sshd_config").write_text(f"Include {etc}/sshd_config.d/*.conf\nPort 22\n")
+    sshd = tmp_path / "sshd"
+    sshd.write_text(FAKE_SSHD)
+    sshd.chmod(0o755)
+    return etc, sshd
+
+
+def run_sshd_check(etc, sshd, candidate: str, candidate_dir, **kwargs):
+    candidate_dir.mkdir(exist_ok=True)
+    (candidate_dir / "00-openclaw-kit.conf").write_text(candidate)
+    script = sshd_check_script(sshd=str(sshd), dropin_dir=str(etc / "sshd_config.d"), main_config=str(etc / "sshd_config"), **kwargs)
+    script = script.replace(shlex.quote(SSHD_CANDIDATE), shlex.quote(str(candidate_dir)))
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
+
+
+def test_sshd_check_accepts_a_good_dropin_and_touches_nothing_live(ssh_etc, tmp_path):
+    etc, sshd = ssh_etc
+    (etc / "sshd_config.d" / "50-cloud.conf").write_text("PasswordAuthentication yes\n")
+    before = sorted(p.name for p in (etc / "sshd_config.d").iterdir())
+    run = run_sshd_check(etc, sshd, sshd_dropin(settings()), tmp_path / "candidate", port=22)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (etc / "sshd_config.d").iterdir()) == before, "the check never places the drop-in"
+
+
+def test_sshd_check_rejects_with_sshds_words_and_removes_the_candidate(ssh_etc, tmp_path):
+    etc, sshd = ssh_etc
+    run = run_sshd_check(etc, sshd, sshd_dropin(settings()) + "MaxAuthTries three\n", tmp_path / "candidate", port=22)
+    assert run.returncode == 1
+    assert "sshd -t rejected the new" in run.stderr and "Bad configuration option" in run.stderr
+    assert not (tmp_path / "candidate").exists() and not list((etc / "sshd_config.d").iterdir())
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("port", "sshd would listen on port(s) 22  instead of 2222 only"),
+    ("early file", "0-early.conf sorts before 00-openclaw-kit.conf"),
+    ("not included", "the drop-in would not be in effect"),
+    ("groups", "sshd_allow_groups: the deploy's ssh_user root is in none of no-such-group-kit"),
+])
+def test_sshd_check_refuses_what_would_lock_out_or_not_apply(ssh_etc, tmp_path, case, expected):
+    etc, sshd = ssh_etc
+    kwargs = {"port": 22}
+    content = sshd_dropin(settings())
+    if case == "port":
+        kwargs["port"] = 2222  # the drop-in says 22, so sshd would not listen where the firewall opens
+    elif case == "early file":
+        (etc / "sshd_config.d" / "0-early.conf").write_text("PasswordAuthentication yes\n")
+    elif case == "not included":
+        (etc / "sshd_config").write_text("Port 22\n")
+    else:
+        kwargs.update(ssh_user="root", allow_groups=["no-such-group-kit"])
+    run = run_sshd_check(etc, sshd, content, tmp_path / "candidate", **kwargs)
+    assert run.returncode == 1 and expected in run.stderr, run.stderr

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import paramiko
 
-from roles.connection import send_without_delay
+from openclaw_kit.connection import send_without_delay
 
 
 def host_on(transport) -> SimpleNamespace:

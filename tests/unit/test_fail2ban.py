@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from openclaw_kit.settings import HostSettings, validate_hosts
 from roles.fail2ban import ACTION, JAIL_FILE, NGINX_JAILS, REJECTED, activation_commands, config_files
-from roles.firewall import ruleset
-from roles.settings import HostSettings, validate_hosts
+from roles.firewall.nftables import ruleset
 from tests.unit.fake_host import ENV, one_problem
 
 GOOD = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24", "2001:db8::/48"]}
@@ -47,7 +47,7 @@ def confdir(tmp_path: Path, files: dict[str, str]) -> Path:
 
 def access_line(address: str, status: int, uri: str = "/", agent: str = "curl/8") -> str:
     """A line as nginx writes it with the kit's log_format kit_json (escape=json)."""
-    now = datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
+    now = datetime.datetime.now(datetime.UTC).astimezone().isoformat(timespec="seconds")
 
     def esc(value: str) -> str:
         return value.replace("\\", "\\\\").replace('"', '\\"')

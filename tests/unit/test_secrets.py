@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from roles import secrets
-from roles.secrets import Secret, env_file_content, generate_token, read_dotenv, reference_name
+from openclaw_kit import secrets
+from openclaw_kit.secrets import Secret, env_file_content, generate_token, read_dotenv, reference_name
 from tests.unit.fake_host import fake_inventory
 
 REPO = Path(__file__).resolve().parents[2]

@@ -2,7 +2,8 @@
 
 import pytest
 
-from roles.settings import HostSettings, SettingsError, System, validate_hosts
+from openclaw_kit.platform import System
+from openclaw_kit.settings import HostSettings, SettingsError, validate_hosts
 
 TOKEN = "t" * 64
 ENV = {"OPENCLAW_GATEWAY_TOKEN": TOKEN, "TELEGRAM_BOT_TOKEN": "123456:telegram-sentinel", "SLACK_BOT": "b" * 40, "SLACK_APP": "a" * 40}
@@ -185,9 +186,12 @@ def test_all_problems_of_all_hosts_at_once():
     assert str(caught.value).startswith("4 settings problems; no host was changed:")
 
 
-def test_proxy_must_not_carry_credentials():
-    line = one_problem({"proxy": "http://user:pw@proxy.example.com:3128"}, "proxy")
+@pytest.mark.parametrize("proxy", ["http://user:Sentinel-Pw-4711@proxy.example.com:3128", "https://user:Sentinel-Pw-4711@proxy.example.com"])
+def test_proxy_must_not_carry_credentials_and_the_password_is_never_shown(proxy):
+    line = one_problem({"proxy": proxy}, "proxy")
     assert "credentials" in line
+    assert "Sentinel-Pw-4711" not in line, line
+    assert "user:***@proxy.example.com" in line
 
 
 def test_acme_directory_shortcuts_and_urls():

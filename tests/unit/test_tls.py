@@ -12,14 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from openclaw_kit.settings import HostSettings, SettingsError, validate_hosts
+from openclaw_kit.templates import render
 from roles import tls as role
-from roles.settings import HostSettings, SettingsError, validate_hosts
-from roles.templates import render
-from roles.tls import AcmeAccount, IssuedCertificate, account_update_commands, issue_commands, needs_issuance, renewal_minute
+from roles.tls import (
+    AcmeAccount,
+    IssuedCertificate,
+    account_update_commands,
+    issue_commands,
+    needs_issuance,
+    renewal_minute,
+)
 from tests.unit.fake_host import ENV, FACTS, fake_inventory
 
 BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
-NOW = datetime.datetime(2026, 11, 25, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 11, 25, tzinfo=datetime.UTC)
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 
@@ -91,7 +98,7 @@ def test_the_fact_reads_what_openssl_and_certbot_write(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gw.example.com")])
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(NOW).not_valid_after(datetime.datetime(2027, 2, 23, 10, 0, 0, tzinfo=datetime.timezone.utc))
+            .serial_number(1).not_valid_before(NOW).not_valid_after(datetime.datetime(2027, 2, 23, 10, 0, 0, tzinfo=datetime.UTC))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName("gw.example.com"), x509.DNSName("chat.example.com")]), critical=False)
             .sign(key, hashes.SHA256()))
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -106,7 +113,7 @@ def test_the_fact_reads_what_openssl_and_certbot_write(tmp_path):
     output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout.splitlines()
     assert IssuedCertificate().process(output) == {
         "names": ["chat.example.com", "gw.example.com"], "server": LETSENCRYPT, "key_type": "ecdsa",
-        "not_after": datetime.datetime(2027, 2, 23, 10, 0, 0, tzinfo=datetime.timezone.utc),
+        "not_after": datetime.datetime(2027, 2, 23, 10, 0, 0, tzinfo=datetime.UTC),
     }
     # No certificate yet: the command prints nothing and succeeds.
     missing = IssuedCertificate().command("other.example.com").replace("/etc/letsencrypt", str(tmp_path / "letsencrypt"))

@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
+from openclaw_kit.settings import validate_hosts
 from roles.firewall import TABLE, ruleset
-from roles.settings import validate_hosts
 from tests.unit.fake_host import ENV
 from tests.verify.test_firewall import ssh_admission_problems
 

@@ -21,9 +21,9 @@ import pytest
 import testinfra.host
 from testinfra.backend.base import BaseBackend, CommandResult
 
-from roles.connection import send_without_delay
-from roles.secrets import controller_env
-from roles.settings import HostSettings, validate_hosts
+from openclaw_kit.connection import send_without_delay
+from openclaw_kit.secrets import controller_env
+from openclaw_kit.settings import HostSettings, validate_hosts
 
 # A check that hangs fails after this many seconds instead of stopping the whole run.
 COMMAND_TIMEOUT = 300

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from roles.fail2ban import ACTION, ETC, NGINX_JAILS, config_files
-from roles.firewall import TABLE
+from roles.firewall.nftables import TABLE
 
 # Never banned besides admin_cidrs (the kit's promise; ignoreself adds the host's own addresses).
 LOOPBACK = ["127.0.0.0/8", "::1/128"]

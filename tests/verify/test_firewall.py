@@ -4,7 +4,7 @@ SSH from the admin networks and ssh_cidrs only."""
 import ipaddress
 import json
 
-from roles.firewall import FINGERPRINT, MARKER, NFT_CONF, NFT_DIR, PERSISTED, ROLLBACK_UNIT, TABLE, ruleset
+from roles.firewall.nftables import FINGERPRINT, MARKER, NFT_CONF, NFT_DIR, PERSISTED, ROLLBACK_UNIT, TABLE, ruleset
 
 
 def nft_json(target, what: str) -> list[dict]:

@@ -5,12 +5,22 @@ import json
 
 import pytest
 
+from openclaw_kit.templates import render
 from roles.logs import (
-    AUDIT_DIR, AUDIT_LOG, BACKUP_STORE, CRON_FILE, JOURNAL_LIMITS, JOURNALD_DROPIN, LOGROTATE_CONF, LOGROTATE_STATE,
-    NGINX_LOGROTATE, NGINX_LOGROTATE_DIVERTED, cron_jobs, logrotate_data,
+    AUDIT_DIR,
+    AUDIT_LOG,
+    BACKUP_STORE,
+    CRON_FILE,
+    JOURNAL_LIMITS,
+    JOURNALD_DROPIN,
+    LOGROTATE_CONF,
+    LOGROTATE_STATE,
+    NGINX_LOGROTATE,
+    NGINX_LOGROTATE_DIVERTED,
+    cron_jobs,
+    logrotate_data,
 )
 from roles.openclaw import USER
-from roles.templates import render
 
 # How old the newest outcome of each job may be: the hourly rotation, the daily checks (plus slack).
 MAX_AGE_HOURS = {"logrotate": 2, "security-audit": 26, "backup": 26}

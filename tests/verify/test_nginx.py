@@ -3,8 +3,8 @@
 import ipaddress
 import json
 
+from openclaw_kit.settings.nginx import WEBHOOK_PATHS
 from roles.nginx import ACCESS_LOG_NAME, CERTIFICATE, DEFAULT_SITE, ETC, LIVE_DIR, LOG_DIR, operator_cidrs
-from roles.settings import WEBHOOK_PATHS
 
 # Asked from the host itself, so it checks nginx, not the network in between.
 ASK = """python3 - <<'PY'

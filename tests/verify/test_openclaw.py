@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from roles.openclaw import CLI, CONFIG_DIR, CURRENT, ENV_FILE, LIVE_CONFIG, LOG_DIR, NOLOGIN, SERVICE, STATE_DIR, USER
-from roles.secrets import env_file_content
+from openclaw_kit.platform import PLATFORMS
+from openclaw_kit.secrets import env_file_content
+from roles.openclaw import CLI, CONFIG_DIR, CURRENT, ENV_FILE, LIVE_CONFIG, LOG_DIR, SERVICE, STATE_DIR, USER
 
 MAX_EXPOSURE = 3.0
 CONFIG_VALIDATE = f"{CLI} config validate --json 2>/dev/null"
@@ -20,7 +21,7 @@ def test_service_user_cannot_log_in(target):
     user = target.host.user(USER)
     assert user.exists
     # What the deploy enforces (it re-runs server.user when either differs).
-    assert (user.shell, user.home) == (NOLOGIN, STATE_DIR)
+    assert user.shell in {platform.nologin for platform in PLATFORMS.values()} and user.home == STATE_DIR
     assert user.uid < 1000, "a system user"
     assert "sudo" not in user.groups
 

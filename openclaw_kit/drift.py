@@ -1,6 +1,6 @@
 """Drift report: what a deploy would change, per host, without changing anything.
 
-    python -m roles.drift inventories/prod.py
+    ./kit drift inventories/prod.py      (or: python -m openclaw_kit.drift inventories/prod.py)
 
 Runs `pyinfra --dry --json` (facts are read, nothing is executed; not with -y, which turns
 pyinfra's change detection off and would report every host as converged), prints every operation that
@@ -66,7 +66,10 @@ def table(counts: dict[str, dict[str, dict[str, int]]]) -> str:
     columns = list(next(iter(next(iter(counts.values())).values())))
     header = ("host", "role", *columns)
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
     return "\n".join([lines[0], "  ".join("-" * width for width in widths), *lines[1:]])
 
 
@@ -85,12 +88,16 @@ def summary_at_exit() -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: python -m roles.drift INVENTORY", file=sys.stderr)
+        print("usage: python -m openclaw_kit.drift INVENTORY", file=sys.stderr)
         return 2
-    run = subprocess.run([sys.executable, "-m", "pyinfra", "--dry", "--json", str(Path(argv[0]).resolve()), "deploy.py"],
-                         cwd=REPO, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "--dry", "--json", str(Path(argv[0]).resolve()), "deploy.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     try:
-        output = json.loads(run.stdout[run.stdout.index("{"):])
+        output = json.loads(run.stdout[run.stdout.index("{") :])
     except ValueError:
         output = None
     if run.returncode != 0 or output is None:

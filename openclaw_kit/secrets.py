@@ -14,8 +14,8 @@ import os
 import re
 import secrets as _random
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, StringCommand, operation
@@ -148,8 +148,8 @@ def secret_file(path: str, values: Mapping[str, Secret], user: str, group: str, 
 
 
 if __name__ == "__main__":
-    # `python -m roles.secrets token` prints a fresh gateway token for your .env file.
+    # `python -m openclaw_kit.secrets token` (or `./kit token`) prints a fresh gateway token for your .env file.
     if sys.argv[1:] == ["token"]:
         print(generate_token())
     else:
-        sys.exit("usage: python -m roles.secrets token")
+        sys.exit("usage: python -m openclaw_kit.secrets token")

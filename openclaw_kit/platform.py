@@ -1,0 +1,93 @@
+"""The platform table: what differs between the operating systems the kit supports.
+
+A host's platform is chosen from facts that cannot change during a run (kernel, distribution and
+its major version), before any change; an unsupported system is a settings problem naming the
+host. Roles ask the platform instead of hard-coding a package manager, a group or a path, and
+where a whole mechanism differs (firewall, service manager, ...) they pick a backend module by
+the platform's name for it, e.g. roles/firewall/nftables.py for `firewall="nftables"`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openclaw_kit.errors import SettingsError
+
+
+@dataclass(frozen=True)
+class Platform:
+    label: str  # for people: "Debian 12"
+    family: str  # templates that differ by platform live in templates/<role>/<family>/
+    package_manager: str  # apt
+    service_manager: str  # systemd
+    firewall: str  # nftables
+    scheduler: str  # cron.d
+    log_rotation: str  # logrotate
+    root_group: str  # the group of root-owned files: root (wheel on macOS)
+    log_group: str  # the group that may read system logs: adm
+    nologin: str  # the shell of accounts nobody logs in to
+    sshd: str  # the sshd binary
+
+
+_DEBIAN = dict(
+    family="debian",
+    package_manager="apt",
+    service_manager="systemd",
+    firewall="nftables",
+    scheduler="cron.d",
+    log_rotation="logrotate",
+    root_group="root",
+    log_group="adm",
+    nologin="/usr/sbin/nologin",
+    sshd="/usr/sbin/sshd",
+)
+
+# (distribution, major version) -> its row. macOS (launchd, pf, newsyslog, Homebrew, wheel) is to come.
+PLATFORMS: dict[tuple[str, int], Platform] = {
+    ("Debian", 12): Platform(label="Debian 12", **_DEBIAN),
+    ("Debian", 13): Platform(label="Debian 13", **_DEBIAN),
+    ("Ubuntu", 24): Platform(label="Ubuntu 24.04", **_DEBIAN),
+}
+
+
+@dataclass(frozen=True)
+class System:
+    """The facts a platform is chosen by."""
+
+    kernel: str
+    distribution: str | None
+    major: int | None
+
+
+def platform_of_system(system: System) -> Platform | None:
+    return PLATFORMS.get((system.distribution, system.major)) if system.kernel == "Linux" else None
+
+
+def system_problem(system: System) -> str | None:
+    """Why the kit cannot run on this system (one line), or None."""
+    if system.kernel == "Darwin":
+        return "macOS hosts are not supported by this version of the kit (Linux roles only)"
+    if platform_of_system(system) is None:
+        found = f"{system.distribution or 'unknown'} {system.major or ''}".strip()
+        supported = ", ".join(platform.label for platform in PLATFORMS.values())
+        return f"{system.kernel} {found} is not supported: the kit supports {supported}"
+    return None
+
+
+def system_of(host) -> System:
+    """The host's System from pyinfra's facts (read once per host and cached by pyinfra)."""
+    from pyinfra.facts.server import Kernel, LinuxDistribution
+
+    kernel = host.get_fact(Kernel)
+    distro = host.get_fact(LinuxDistribution) if kernel == "Linux" else {}
+    return System(kernel, distro.get("name"), distro.get("major"))
+
+
+def platform_of(host) -> Platform:
+    """The host's platform; settings_for has refused unsupported systems before any role asks."""
+    system = system_of(host)
+    platform = platform_of_system(system)
+    if platform is None:  # settings_for refuses it first; a role run on its own ends here
+        raise SettingsError([f"host {host.name}: operating system = {system.distribution or system.kernel!r}: "
+                             f"{system_problem(system)}"])
+    return platform

@@ -1,0 +1,13 @@
+"""Settings: every host's inventory data parsed into typed objects, validated before any change.
+
+rules.py: value rules; host.py: the HostSettings model, made of one module per role (base.py,
+firewall.py, openclaw.py, nginx.py, fail2ban.py, logs.py, tls.py) holding that role's keys and defaults;
+report.py: problems as lines; inventory.py: a whole inventory at once; runtime.py: from deploy.py.
+"""
+
+from openclaw_kit.errors import SettingsError
+from openclaw_kit.settings.host import HostSettings
+from openclaw_kit.settings.inventory import validate_hosts
+from openclaw_kit.settings.runtime import settings_for
+
+__all__ = ["HostSettings", "SettingsError", "settings_for", "validate_hosts"]

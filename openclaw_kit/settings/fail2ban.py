@@ -1,0 +1,19 @@
+"""Settings of role fail2ban (roles/fail2ban.py).
+
+An address with fail2ban_maxretry failures within fail2ban_findtime_seconds is dropped for
+fail2ban_bantime_seconds (at least 10 s, so a ban is felt; at most a year, so a mistaken one ends).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from openclaw_kit.settings.rules import Strict
+
+
+class Fail2banSettings(Strict):
+    fail2ban_bantime_seconds: Annotated[int, Field(ge=10, le=31_536_000)] = 3600
+    fail2ban_findtime_seconds: Annotated[int, Field(ge=10, le=86_400)] = 600
+    fail2ban_maxretry: Annotated[int, Field(ge=1, le=100)] = 5

@@ -1,0 +1,75 @@
+"""Role firewall: one table of the kit's own, applied atomically, lockout-proof.
+
+The ruleset is rendered from settings into one file holding the kit's whole table; other tables
+(container runtimes, a hand-made one) are never touched. Two guards keep the admin in: before any
+change the deploy refuses when its own SSH connection would not be allowed by the new rules, and
+a new ruleset is loaded with an automatic rollback that only a NEW SSH connection from the
+controller disarms (openclaw_kit.ssh_confirm). The mechanism is the platform's: nftables.py on Linux.
+"""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+
+from pyinfra import host
+from pyinfra.api import FactBase, deploy
+from pyinfra.connectors.ssh import SSHConnector
+
+from openclaw_kit.errors import ControllerError
+from openclaw_kit.platform import platform_of
+from openclaw_kit.settings import HostSettings
+
+
+@deploy("firewall")
+def firewall(settings: HostSettings):
+    refuse_lockout(settings)
+    backend = importlib.import_module(f"{__name__}.{platform_of(host).firewall}")
+    backend.apply(settings)
+
+
+# --- lockout guard 1: refuse rules that would not admit this very deploy ---------------------------
+
+
+class SshConnection(FactBase):
+    """(client address, server port) of the deploy's own SSH connection, from $SSH_CONNECTION; None without one."""
+
+    def command(self) -> str:
+        return 'echo "${SSH_CONNECTION:-}"'
+
+    def process(self, output) -> tuple[str, int] | None:
+        words = " ".join(output).split()
+        if len(words) != 4 or not words[3].isdigit():
+            return None
+        return words[0], int(words[3])
+
+
+def lockout_problem(settings: HostSettings, connection: tuple[str, int] | None) -> str | None:
+    """Why the new firewall would cut this deploy's way in (one line), or None."""
+    if connection is None:
+        return ("cannot tell which address this deploy's SSH connection comes from ($SSH_CONNECTION is empty), "
+                "so the firewall cannot be shown not to lock it out")
+    address, port = connection
+    try:
+        client = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return f"$SSH_CONNECTION names {address!r}, not an IP address"
+    if isinstance(client, ipaddress.IPv6Address) and client.ipv4_mapped:
+        client = client.ipv4_mapped
+    if not any(client in ipaddress.ip_network(cidr) for cidr in settings.admin_cidrs):
+        return (f"this deploy connects from {client}, which is not in admin_cidrs = {settings.admin_cidrs}: "
+                f"the firewall would lock it out (add {client} to admin_cidrs, or deploy from an admin network)")
+    if port != settings.sshd_port:
+        return (f"this deploy connects to SSH port {port}, but sshd_port = {settings.sshd_port} is the only SSH port "
+                "the firewall opens: it would lock the deploy out")
+    return None
+
+
+def refuse_lockout(settings: HostSettings) -> None:
+    # Runs while pyinfra prepares every host, before anything executes: one refusal, zero changes.
+    if not issubclass(host.connector_cls, SSHConnector):
+        return
+    # Without sudo: sudo's env_reset drops SSH_CONNECTION.
+    problem = lockout_problem(settings, host.get_fact(SshConnection, _sudo=False))
+    if problem:
+        raise ControllerError([f"host {host.name}: admin_cidrs: {problem}"])

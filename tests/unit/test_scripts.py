@@ -1,0 +1,237 @@
+"""Every script the kit places on a host, rendered as the roles render it, run here, and shellchecked.
+
+The scripts' own logic runs for real; the system programs they drive (certbot, nginx, systemctl,
+systemd-run, logger, the OpenClaw CLI) are stand-ins on PATH that record how they were called,
+except where the real one is harmless here (nft in a scratch network namespace, setpriv as root).
+The sandbox tests run the same scripts against the real programs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from openclaw_kit.templates import render
+from roles import logs, openclaw, tls
+from roles.base import sshd_check_script
+from roles.firewall import nftables
+from tests.unit.test_firewall import settings as firewall_settings
+
+SHELLCHECK = shutil.which("shellcheck")
+
+
+def executable(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+@pytest.fixture
+def stand_ins(tmp_path):
+    """A bin directory first on PATH; each stand-in logs `name args` to calls.log and fails when
+    FAIL_<NAME> is set (printing its value)."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    for name in ("certbot", "nginx", "systemctl", "systemd-run", "logger"):
+        variable = "FAIL_" + name.upper().replace("-", "_")
+        executable(bin_dir / name, f'#!/bin/sh\necho "{name} $*" >> {calls}\n'
+                                   f'if [ -n "${{{variable}:-}}" ]; then echo "${variable}" >&2; exit 1; fi\n')
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return env, calls
+
+
+def run(script: Path, *args: str, env: dict, shell: str | None = None) -> subprocess.CompletedProcess:
+    command = [shell, str(script), *args] if shell else [str(script), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+
+
+# --- tls: renewal and certbot's deploy hook ------------------------------------------------------------------
+
+
+def tls_script(tmp_path: Path, src: str) -> tuple[Path, Path]:
+    pending = tmp_path / "reload-pending"
+    data = {**tls.script_data(acme_ca_file=None), "reload_pending": str(pending)}
+    return executable(tmp_path / src.removesuffix(".j2"), render("tls", src, **data)), pending
+
+
+def test_renewal_reloads_nginx_for_a_pending_certificate(tmp_path, stand_ins):
+    env, calls = stand_ins
+    script, pending = tls_script(tmp_path, "renew-certificates.j2")
+    pending.touch()
+    done = run(script, "--now", "--force-renewal", env=env)
+    assert done.returncode == 0, done.stderr
+    assert calls.read_text().splitlines()[:3] == [
+        "certbot renew --quiet --no-random-sleep-on-renew --force-renewal", "nginx -t -q", "systemctl reload nginx.service"]
+    assert not pending.exists()
+
+
+def test_renewal_failures_are_reported_and_fail(tmp_path, stand_ins):
+    env, calls = stand_ins
+    script, pending = tls_script(tmp_path, "renew-certificates.j2")
+    failed = run(script, "--now", env={**env, "FAIL_CERTBOT": "acme down"})
+    assert failed.returncode == 1 and "certificate renewal FAILED (exit 1)" in failed.stderr
+    pending.touch()
+    broken = run(script, "--now", env={**env, "FAIL_NGINX": "nginx: bad certificate"})
+    assert broken.returncode == 1 and "nginx still serves the previous certificate: nginx -t failed: nginx: bad certificate" in broken.stderr
+    assert pending.exists(), "still pending: the next run tries again"
+
+
+@pytest.mark.parametrize("nginx_ok", [True, False])
+def test_the_deploy_hook_reloads_only_a_configuration_nginx_accepts(tmp_path, stand_ins, nginx_ok):
+    env, calls = stand_ins
+    script, pending = tls_script(tmp_path, "deploy-hook.j2")
+    hook = run(script, env={**env, "RENEWED_LINEAGE": "/etc/letsencrypt/live/gw"} | ({} if nginx_ok else {"FAIL_NGINX": "broken"}))
+    assert hook.returncode == (0 if nginx_ok else 1)
+    assert pending.exists() is not nginx_ok
+    assert ("systemctl reload nginx.service" in calls.read_text()) is nginx_ok
+    if not nginx_ok:
+        assert "renewed /etc/letsencrypt/live/gw, but nginx -t failed, nginx NOT reloaded: broken" in hook.stderr
+
+
+# --- logs: the backup job ----------------------------------------------------------------------------------
+
+
+def test_backup_moves_a_verified_archive_into_the_store_and_prunes(tmp_path, stand_ins):
+    env, _ = stand_ins
+    staging, store = tmp_path / "staging", tmp_path / "store"
+    staging.mkdir()
+    store.mkdir()
+    (staging / "leftover").write_text("x")
+    old = store / "2020-01-01-openclaw-backup.tar.gz"
+    old.write_text("old")
+    os.utime(old, (0, 0))
+    cli = executable(tmp_path / "cli", f"""#!/bin/sh
+if [ "$1 $2" = "backup create" ]; then
+  archive={staging}/2026-12-01-openclaw-backup.tar.gz
+  echo data > "$archive"
+  printf '{{"archivePath": "%s", "verified": true}}' "$archive"
+fi
+""")
+    script = executable(tmp_path / "backup", render("logs", "openclaw-kit-backup.j2", **{
+        **logs.backup_data(retention_days=7), "cli": str(cli), "staging": str(staging), "store": str(store)}))
+    done = run(script, env=env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result == {"archive": f"{store}/2026-12-01-openclaw-backup.tar.gz", "bytes": 5, "verified": True, "kept": 1, "removed": 1}
+    assert oct((store / "2026-12-01-openclaw-backup.tar.gz").stat().st_mode & 0o777) == "0o400"
+    assert not list(staging.iterdir()) and not old.exists()
+
+
+def test_backup_refuses_an_unverified_archive(tmp_path, stand_ins):
+    env, _ = stand_ins
+    (tmp_path / "staging").mkdir()
+    cli = executable(tmp_path / "cli", '#!/bin/sh\necho \'{"archivePath": "/elsewhere/x.tar.gz", "verified": false}\'\n')
+    script = executable(tmp_path / "backup", render("logs", "openclaw-kit-backup.j2", **{
+        **logs.backup_data(retention_days=7), "cli": str(cli), "staging": str(tmp_path / "staging"), "store": str(tmp_path)}))
+    refused = run(script, env=env)
+    assert refused.returncode == 1 and "did not report a verified archive" in refused.stderr
+
+
+# --- openclaw: the CLI wrapper --------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the wrapper drops to the service user with setpriv, which needs root")
+def test_the_cli_wrapper_runs_the_release_as_the_service_with_its_environment(tmp_path):
+    release, state = tmp_path / "release", tmp_path / "state"
+    (release / "bin").mkdir(parents=True)
+    state.mkdir()
+    executable(release / "bin" / "openclaw", '#!/bin/sh\necho "args $*"; echo "uid $(id -u)"; env | grep -E "^(OPENCLAW_|HOME=)" | sort\n')
+    env_file = tmp_path / "gateway.env"
+    env_file.write_text("OPENCLAW_GATEWAY_TOKEN='secret-for-the-test'\n")
+    data = {**openclaw.cli_data(), "service_user": "root", "state_dir": str(state), "env_file": str(env_file),
+            "current": str(tmp_path / "current")}
+    script = executable(tmp_path / "cli", render("openclaw", "openclaw-kit-cli.j2", **data))
+    done = subprocess.run([str(script), "--release", str(release), "config", "validate"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["args config validate", "uid 0"]
+    assert f"HOME={state}" in lines and "OPENCLAW_GATEWAY_TOKEN=secret-for-the-test" in lines
+    assert f"OPENCLAW_CONFIG_PATH={openclaw.LIVE_CONFIG}" in lines and "OPENCLAW_NO_AUTO_UPDATE=1" in lines
+
+
+# --- openclaw: the config merge tool --------------------------------------------------------------------------
+
+
+def test_the_merge_tool_replaces_the_kits_sections_and_keeps_openclaws(tmp_path):
+    desired, live, out = tmp_path / "desired.json", tmp_path / "live.json", tmp_path / "out.json"
+    desired.write_text('// the kit\'s\n{"gateway": {"port": 1}, "channels": {}}\n')
+    live.write_text('{"gateway": {"port": 2}, "meta": {"lastTouched": "x"}}')
+    tool = Path(openclaw.jsonconfig.__file__)
+    assert subprocess.run([str(tool), str(desired), str(live), str(out)], capture_output=True, text=True).returncode == 0
+    assert json.loads(out.read_text()) == {"gateway": {"port": 1}, "meta": {"lastTouched": "x"}, "channels": {}}
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    digest = subprocess.run([str(tool), "--digest", str(out), "channels", "gateway"], capture_output=True, text=True).stdout.strip()
+    assert digest == openclaw.jsonconfig.digest({"channels": {}, "gateway": {"port": 1}})
+
+
+# --- firewall: apply, confirm, roll back ---------------------------------------------------------------------
+
+NFT = shutil.which("nft")
+FIREWALL_NEEDS = "needs root, nft and unshare to run the apply script in a scratch network namespace"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not NFT or not shutil.which("unshare"), reason=FIREWALL_NEEDS)
+def test_the_apply_script_loads_confirms_and_rolls_back(tmp_path, stand_ins):
+    env, calls = stand_ins
+    data = {**nftables.script_data(), "path": str(tmp_path / "apply"), "run_dir": str(tmp_path / "run"),
+            "persisted": str(tmp_path / "persisted.nft"), "marker": str(tmp_path / "applied")}
+    script = executable(tmp_path / "apply", render("firewall", "openclaw-kit-firewall-apply.j2", **data))
+    first, second = tmp_path / "first.nft", tmp_path / "second.nft"
+    first.write_text(nftables.ruleset(firewall_settings()))
+    second.write_text(nftables.ruleset(firewall_settings(sshd_port=2222)))
+    listing = f"{nftables.FINGERPRINT}"
+    steps = (f"{script} --timeout 30 {first} && {script} --confirm && echo \"first $({listing})\" && "
+             f"{script} --timeout 30 {second} && echo \"second $({listing})\" && {script} --rollback && "
+             f"echo \"back $({listing})\" && {{ {script} --confirm; echo \"confirm-after-rollback $?\"; }}")
+    done = subprocess.run(["unshare", "-n", "sh", "-c", steps], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    values = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert values["first"] != values["second"] and values["back"] == values["first"]
+    assert values["confirm-after-rollback"] == "3", "nothing to confirm once rolled back"
+    assert (tmp_path / "persisted.nft").read_text() == first.read_text()
+    assert (tmp_path / "applied").read_text().split() == [nftables.hashlib.sha256(first.read_bytes()).hexdigest(), values["first"]]
+    armed = [line for line in calls.read_text().splitlines() if line.startswith("systemd-run")]
+    assert len(armed) == 2 and all("--on-active=30s" in line and line.endswith(f"{script} --rollback") for line in armed)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not NFT or not shutil.which("unshare"), reason=FIREWALL_NEEDS)
+def test_the_apply_script_refuses_a_ruleset_nft_rejects(tmp_path, stand_ins):
+    env, calls = stand_ins
+    data = {**nftables.script_data(), "path": str(tmp_path / "apply"), "run_dir": str(tmp_path / "run")}
+    script = executable(tmp_path / "apply", render("firewall", "openclaw-kit-firewall-apply.j2", **data))
+    (tmp_path / "bad.nft").write_text("table inet openclaw_kit { chain input { no such thing; } }\n")
+    refused = subprocess.run(["unshare", "-n", str(script), str(tmp_path / "bad.nft")], capture_output=True, text=True, env=env)
+    assert refused.returncode == 2 and "rejected by nft -c; the running ruleset is unchanged" in refused.stderr
+    assert "systemd-run" not in (calls.read_text() if calls.exists() else "")
+
+
+# --- shellcheck over every shell script -----------------------------------------------------------------------
+
+
+def shell_scripts() -> dict[str, str]:
+    return {
+        "firewall apply": render("firewall", "openclaw-kit-firewall-apply.j2", **nftables.script_data()),
+        "tls renewal": render("tls", "renew-certificates.j2", **tls.script_data(acme_ca_file="/etc/ssl/ca.pem")),
+        "tls deploy hook": render("tls", "deploy-hook.j2", **tls.script_data(acme_ca_file=None)),
+        "backup": render("logs", "openclaw-kit-backup.j2", **logs.backup_data(retention_days=7)),
+        "openclaw CLI": render("openclaw", "openclaw-kit-cli.j2", **openclaw.cli_data()),
+        "sshd check": "#!/bin/sh\n" + sshd_check_script(port=22, ssh_user="deploy", allow_groups=["sshusers"]),
+        "openclaw install": "#!/bin/sh\n" + openclaw.install_script(
+            release="/opt/openclaw/releases/r", node_dir="/opt/openclaw/node-v1", npm="/opt/openclaw/node-v1/bin/npm",
+            version="2026.9.6", proxy="http://proxy.example:3128"),
+    }
+
+
+@pytest.mark.skipif(SHELLCHECK is None, reason="shellcheck is not installed (./kit installs it)")
+@pytest.mark.parametrize("name", list(shell_scripts()))
+def test_shellcheck_passes(name, tmp_path):
+    script = tmp_path / "script"
+    script.write_text(shell_scripts()[name])
+    checked = subprocess.run([SHELLCHECK, "--severity=style", str(script)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout
