@@ -12,7 +12,9 @@ from openclaw_kit.platform import platform_of
 BACKENDS = {
     "apt": (
         DebPackages,
-        lambda missing: apt.packages(name=f"Install {' '.join(missing)}", packages=missing, update=True),
+        lambda missing, no_recommends: apt.packages(
+            name=f"Install {' '.join(missing)}", packages=missing, no_recommends=no_recommends, update=True
+        ),
     ),
 }
 
@@ -29,9 +31,11 @@ def installed_packages() -> dict:
     return INSTALLED_AT_START[host.name]
 
 
-def install_missing(packages: list[str]) -> None:
-    """Install what is missing; refresh the package lists only when something is (a no-op run stays one)."""
+def install_missing(packages: list[str], no_recommends: bool = False) -> None:
+    """Install what is missing; refresh the package lists only when something is (a no-op run stays one).
+
+    no_recommends: without the packages' recommended ones (where the package manager has them)."""
     missing = [name for name in packages if name not in installed_packages()]
     if missing:
         _, install = BACKENDS[platform_of(host).package_manager]
-        install(missing)
+        install(missing, no_recommends)
