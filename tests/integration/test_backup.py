@@ -5,11 +5,12 @@ verify; a second deploy changes nothing; a bad repository and a literal secret s
 import json
 import subprocess
 import sys
+import uuid
 
 import pytest
 
 from roles.backup import CRON_FILE, PASSWORD_FILE, RESTIC, RESTORE, SSH_KEY
-from roles.logs import AUDIT_LOG
+from roles.logs import AUDIT_LOG, LOGROTATE_CONF, LOGROTATE_STATE
 from roles.openclaw import CLI, STATE_DIR
 from tests.integration.conftest import REPO, changed_hosts, deploy_json, run_pyinfra, ssh
 
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.sandbox
 
 TARGET_USER = "kitbackup"
 PASSWORD_VAR = "KIT_TEST_RESTIC_PASSWORD"
-AGENT = "restoreprobe"
+# New each run: a kept sandbox still has the last run's agent.
+AGENT = f"probe{uuid.uuid4().hex[:8]}"
 
 
 def inventory_with_offsite(tmp_path, offsite: dict | None) -> str:
@@ -74,7 +76,7 @@ def deployed(sandbox_state, hosts, target, backup_env, tmp_path_factory):
     assert ssh(sandbox_state, source, f"stat -c '%U %a' {SSH_KEY} {PASSWORD_FILE}").stdout.split() == ["root", "600", "root", "600"]
     # Authorize it on the target, as the README tells a user to; the deploy's own first try was
     # refused there (the key was new), so fail2ban may have counted it.
-    ssh(sandbox_state, destination, f"printf '%s\\n' '{public_key}' > /home/{TARGET_USER}/.ssh/authorized_keys && "
+    ssh(sandbox_state, destination, f"printf 'restrict %s\\n' '{public_key}' > /home/{TARGET_USER}/.ssh/authorized_keys && "
                                     f"chown {TARGET_USER}: /home/{TARGET_USER}/.ssh/authorized_keys && chmod 600 /home/{TARGET_USER}/.ssh/authorized_keys && "
                                     "fail2ban-client unban --all >/dev/null")
     return inventory
@@ -96,6 +98,11 @@ def test_backup_over_sftp_then_wipe_and_restore_brings_the_state_back(deployed, 
     ssh(sandbox_state, source, f"{CLI} agents add {AGENT} --workspace {STATE_DIR}/workspace-{AGENT} --non-interactive --json")
     assert AGENT in agents(sandbox_state, source)
 
+    # A rotated audit file to go off the host with the archive.
+    ssh(sandbox_state, source, f"logrotate -f --state {LOGROTATE_STATE} {LOGROTATE_CONF}")
+    rotated = ssh(sandbox_state, source, f"ls {AUDIT_LOG}-*").stdout.split()
+    assert rotated
+
     # The local backup, then the off-host copy, exactly as cron runs them.
     cron = ssh(sandbox_state, source, f"cat /etc/cron.d/openclaw-kit-logs {CRON_FILE}").stdout
     commands = [line.split(None, 6)[6] for line in cron.splitlines() if line[:1].isdigit() and "backup" in line]
@@ -105,6 +112,9 @@ def test_backup_over_sftp_then_wipe_and_restore_brings_the_state_back(deployed, 
         assert run.returncode == 0, f"{command}: {run.stderr[-2000:]} {latest_outcome(sandbox_state, source, 'offsite-backup')}"
     outcome = latest_outcome(sandbox_state, source, "offsite-backup")
     assert outcome["exit"] == 0 and outcome["result"]["state_snapshot"], outcome
+    assert outcome["result"]["audit_snapshot"] and outcome["result"]["audit_files"] == len(rotated), outcome
+    audit_snapshots = json.loads(ssh(sandbox_state, source, f"{RESTIC} snapshots --json --tag audit-log --latest 1").stdout)
+    assert sorted(audit_snapshots[-1]["paths"]) == sorted(rotated)
     # The repository lives on sbx2, encrypted: no archive name or JSON in it in the clear.
     listing = ssh(sandbox_state, destination, f"ls /home/{TARGET_USER}/restic && grep -rl openclaw-backup /home/{TARGET_USER}/restic || true").stdout
     assert "config" in listing.split() and "openclaw-backup" not in listing
