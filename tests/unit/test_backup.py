@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,70 @@ def test_a_deploy_with_offsite_backups_shows_no_secret_even_verbose(tmp_path):
                  f"Restore command {backup.RESTORE}", f"Cron job {backup.CRON_FILE}"):
         assert f"backup | {name}" in output, name
     assert "SENTINEL" not in output
+
+
+# --- the off-host job, run with a stand-in restic --------------------------------------------------------
+
+FAKE_OFFSITE_RESTIC = """#!/bin/bash
+echo "$*" >> "$CALLS"
+case "$1" in
+  cat) [ -e "$REPOSITORY" ] || { printf '%s\\n' "$CAT_ERROR" >&2; exit 1; } ;;
+  init) touch "$REPOSITORY" ;;
+  backup) echo '{"message_type":"status","percent_done":0.5}'
+          echo "{\\"message_type\\":\\"summary\\",\\"snapshot_id\\":\\"$4-0001\\"}" ;;
+esac
+"""
+NO_REPOSITORY = "Fatal: unable to open config file: Lstat: file does not exist\nIs there a repository at the following location?"
+
+
+def run_offsite(root: Path, cat_error: str = NO_REPOSITORY) -> subprocess.CompletedProcess:
+    (root / "restic").write_text(FAKE_OFFSITE_RESTIC)
+    (root / "restic").chmod(0o755)
+    script = render("backup", "openclaw-kit-offsite-backup.j2", **{
+        **backup.offsite_data(settings(SFTP)), "restic": root / "restic", "store": root / "store",
+        "local_backup_lock": root / "backup.lock", "audit_dir": root / "audit"})
+    (root / "offsite").write_text(script)
+    env = {**os.environ, "CALLS": str(root / "calls"), "REPOSITORY": str(root / "repository"), "CAT_ERROR": cat_error}
+    return subprocess.run(["bash", str(root / "offsite")], env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def offsite_root(tmp_path):
+    for directory in ("store", "audit"):
+        (tmp_path / directory).mkdir()
+    for name, age in (("2026-11-30T03-37-00.000+00-00-openclaw-backup.tar.gz", 86400), ("2026-12-01T03-37-00.000+00-00-openclaw-backup.tar.gz", 0)):
+        (tmp_path / "store" / name).write_text("archive")
+        os.utime(tmp_path / "store" / name, (time.time() - age, time.time() - age))
+    for name in ("audit.log", "audit.log-20261130-000000", "audit.log-20261201-000000"):
+        (tmp_path / "audit" / name).write_text("{}\n")
+    return tmp_path
+
+
+def test_the_job_initialises_a_missing_repository_copies_the_newest_archive_and_the_rotated_audit_files(offsite_root):
+    run = run_offsite(offsite_root)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    newest = str(offsite_root / "store" / "2026-12-01T03-37-00.000+00-00-openclaw-backup.tar.gz")
+    assert result == {"archive": newest, "state_snapshot": "gateway-state-0001", "audit_snapshot": "audit-log-0001", "audit_files": 2}
+    calls = (offsite_root / "calls").read_text().splitlines()
+    assert calls[:3] == ["cat config", "init", f"backup --json --tag gateway-state {newest}"]
+    assert calls[3] == f"backup --json --tag audit-log {offsite_root}/audit/audit.log-20261130-000000 {offsite_root}/audit/audit.log-20261201-000000"
+    assert calls[4:] == ["forget --group-by host,tags --tag gateway-state --keep-daily 7 --keep-weekly 4 --keep-monthly 12",
+                         "forget --group-by host,tags --tag audit-log --keep-within 2555d", "prune"]
+    # The next run finds the repository and does not initialise it again.
+    (offsite_root / "calls").unlink()
+    assert run_offsite(offsite_root).returncode == 0
+    assert "init" not in (offsite_root / "calls").read_text().splitlines()
+
+
+def test_a_repository_restic_cannot_open_is_an_error_never_a_new_repository(offsite_root):
+    run = run_offsite(offsite_root, cat_error="Fatal: wrong password or no key found")
+    assert run.returncode == 1 and "wrong password" in run.stderr
+    assert (offsite_root / "calls").read_text().splitlines() == ["cat config"]
+
+
+def test_no_local_archive_is_an_error(offsite_root):
+    for archive in (offsite_root / "store").iterdir():
+        archive.unlink()
+    run = run_offsite(offsite_root)
+    assert run.returncode == 1 and "the local backup has not run" in run.stderr
