@@ -12,6 +12,7 @@ from pyinfra import host, inventory
 from openclaw_kit.connection import send_without_delay
 from openclaw_kit.drift import summary_at_exit
 from openclaw_kit.settings import settings_for
+from roles.backup import backup
 from roles.base import base
 from roles.fail2ban import fail2ban
 from roles.firewall import firewall
@@ -34,6 +35,7 @@ nginx(settings)
 # After nginx: its jails read nginx's access log, which must exist when fail2ban starts them.
 fail2ban(settings)
 logs(settings)
+backup(settings)  # after logs: it copies the local backup off the host
 # Last: it needs the domain's DNS and port 80 from the ACME server's side. Should that fail, the
 # host is already complete, served on its self-signed bootstrap certificate.
 tls(settings)

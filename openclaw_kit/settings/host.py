@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import model_validator
 
+from openclaw_kit.settings.backup import BackupSettings
 from openclaw_kit.settings.base import BaseSettings
 from openclaw_kit.settings.fail2ban import Fail2banSettings
 from openclaw_kit.settings.firewall import FirewallSettings
@@ -20,7 +21,14 @@ from openclaw_kit.settings.tls import TlsSettings
 
 
 class HostSettings(
-    TlsSettings, NginxSettings, FirewallSettings, Fail2banSettings, OpenclawSettings, LogsSettings, BaseSettings
+    TlsSettings,
+    BackupSettings,
+    NginxSettings,
+    FirewallSettings,
+    Fail2banSettings,
+    OpenclawSettings,
+    LogsSettings,
+    BaseSettings,
 ):
     """Every setting of a host; the validators below are the rules that involve more than one role."""
 
