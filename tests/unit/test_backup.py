@@ -1,19 +1,16 @@
-"""Role backup: the offsite_backup settings, the rendered scripts (shellcheck), the restore script run
-for real with stand-ins for restic, OpenClaw's CLI and systemctl, a fake-host deploy that shows no secret."""
+"""Role backup: the offsite_backup settings, the rendered scripts, a fake-host deploy that shows no secret.
+The scripts themselves are run and shellchecked in test_scripts.py."""
 
-import json
 import os
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from openclaw_kit.settings import SettingsError, validate_hosts
 from openclaw_kit.templates import render
-from roles import backup, openclaw
+from roles import backup
 from tests.unit.fake_host import ENV, fake_inventory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +20,6 @@ SFTP = {"repository": "sftp:backup@10.0.0.2:/srv/restic/gw", "password": "${REST
 S3 = {"repository": "s3:https://s3.example.com/bucket/gw", "password": "${RESTIC_PASSWORD}",
       "s3_access_key_id": "${S3_KEY_ID}", "s3_secret_access_key": "${S3_SECRET}"}
 SECRETS = {"RESTIC_PASSWORD": "P" * 24, "S3_KEY_ID": "AKIAEXAMPLEKEYID", "S3_SECRET": "S" * 40}
-SHELLCHECK = shutil.which("shellcheck")
 
 
 def settings(offsite):
@@ -122,130 +118,6 @@ def test_retention_comes_from_settings():
     assert offsite.count("forget --group-by host,tags") == 2
 
 
-@pytest.mark.skipif(SHELLCHECK is None, reason="needs shellcheck on the controller (./kit installs it)")
-@pytest.mark.parametrize("offsite", [SFTP, S3], ids=["sftp", "s3"])
-def test_the_scripts_pass_shellcheck(tmp_path, offsite):
-    for name, text in scripts(offsite).items():
-        path = tmp_path / name
-        path.write_text(text)
-        run = subprocess.run([SHELLCHECK, "-s", "bash", str(path)], capture_output=True, text=True)
-        assert run.returncode == 0, f"{name}:\n{run.stdout}"
-
-
-# --- the restore script, run with stand-ins ----------------------------------------------------------------
-
-FAKE_RESTIC = """#!/bin/bash
-# restore SNAPSHOT --target DIR ...: the snapshot holds one archive, as the offsite job stores it.
-echo "$@" >> "$CALLS"
-[ "$1" = restore ] || exit 3
-target=$4
-mkdir -p "$target/var/backups/openclaw"
-cp "$ARCHIVE" "$target/var/backups/openclaw/2026-12-01T03-37-00.000Z-openclaw-backup.tar.gz"
-"""
-# OpenClaw's `backup restore ARCHIVE --target DIR`: the archive's root, its manifest, payload/posix/<path>.
-FAKE_CLI = """#!/bin/bash
-echo "cli $*" >> "$CALLS"
-[ "$1 $2" = "backup restore" ] && [ "$4" = --target ] || exit 3
-root="$5/2026-12-01T03-37-00.000Z-openclaw-backup"
-mkdir -p "$root/payload/posix$STATE_DIR"
-tar -xzf "$3" -C "$root/payload/posix$STATE_DIR"
-printf '{"schemaVersion":1,"archiveRoot":"2026-12-01T03-37-00.000Z-openclaw-backup","assets":[{"kind":"state","sourcePath":"%s","archivePath":"2026-12-01T03-37-00.000Z-openclaw-backup/payload/posix%s"}]}' \
-  "$STATE_DIR" "$STATE_DIR" > "$root/manifest.json"
-"""
-FAKE_SYSTEMCTL = """#!/bin/bash
-echo "systemctl $*" >> "$CALLS"
-"""
-
-
-@pytest.fixture
-def restore_env(tmp_path):
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    for name, text in (("restic", FAKE_RESTIC), ("cli", FAKE_CLI), ("systemctl", FAKE_SYSTEMCTL)):
-        (fake / name).write_text(text)
-        (fake / name).chmod(0o755)
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "openclaw.json").write_text('{"gateway": {"port": 1}, "agents": {"list": ["old"]}}')
-    (state / "marker").write_text("current\n")
-    saved = tmp_path / "saved"
-    saved.mkdir()
-    (saved / "openclaw.json").write_text('{"gateway": {"port": 2}, "agents": {"list": ["restored-agent"]}}')
-    (saved / "marker").write_text("restored\n")
-    subprocess.run(["tar", "-czf", str(tmp_path / "archive.tar.gz"), "-C", str(saved), "."], check=True)
-    (tmp_path / "desired.json").write_text('// the kit\'s sections\n{"gateway": {"port": 18789}}\n')
-    (tmp_path / "backups").mkdir()
-    return tmp_path
-
-
-def render_restore(root: Path, health: str) -> Path:
-    state = root / "state"
-    script = render("backup", "openclaw-kit-restore.j2", restic=root / "bin/restic", cli=root / "bin/cli", merge=Path(openclaw.jsonconfig.__file__),
-                    desired_config=root / "desired.json", state_dir=state, live_config=state / "openclaw.json", service="openclaw-gateway",
-                    service_user="root", state_tag="gateway-state", work_parent=root / "backups", health_wait=health)
-    path = root / "openclaw-kit-restore"
-    path.write_text(script)
-    path.chmod(0o755)
-    return path
-
-
-def run_restore(root: Path, health: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{root / 'bin'}:{os.environ['PATH']}", "CALLS": str(root / "calls"),
-           "ARCHIVE": str(root / "archive.tar.gz"), "STATE_DIR": str(root / "state")}
-    return subprocess.run([str(render_restore(root, health)), *args], env=env, capture_output=True, text=True, timeout=60)
-
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the script sets ownership (install -o, chown): needs root")
-
-
-@needs_root
-def test_restore_puts_the_restored_state_in_place_with_the_kits_config_sections(restore_env):
-    root = restore_env
-    run = run_restore(root, f"grep -q restored {root}/state/marker", "--host", "old-gw")
-    assert run.returncode == 0, run.stderr
-    state = root / "state"
-    assert (state / "marker").read_text() == "restored\n"
-    config = json.loads((state / "openclaw.json").read_text())
-    # OpenClaw's own sections come from the backup; the kit's from this host's desired config.
-    assert config == {"gateway": {"port": 18789}, "agents": {"list": ["restored-agent"]}}
-    assert oct(state.stat().st_mode & 0o777) == "0o700" and oct((state / "openclaw.json").stat().st_mode & 0o777) == "0o600"
-    calls = (root / "calls").read_text().splitlines()
-    assert calls[0].startswith("restore latest --target ") and calls[0].endswith("--tag gateway-state --host old-gw")
-    assert calls[1].startswith("cli backup restore ") and " --target " in calls[1]
-    assert calls.index("systemctl stop openclaw-gateway.service") < calls.index("systemctl start openclaw-gateway.service")
-    previous = [p for p in (root / "backups").iterdir() if p.name.startswith("openclaw-state-before-restore-")]
-    assert len(previous) == 1 and (previous[0] / "marker").read_text() == "current\n"
-    assert [p.name for p in (root / "backups").iterdir() if p.name.startswith("openclaw-restore.")] == [], "work directory left behind"
-    assert "restored snapshot latest (of host old-gw)" in run.stdout
-
-
-@needs_root
-def test_a_named_snapshot_is_restored_without_a_host_filter(restore_env):
-    run = run_restore(restore_env, "true", "4f1c2a9e")
-    assert run.returncode == 0, run.stderr
-    assert (restore_env / "calls").read_text().splitlines()[0].endswith("--tag gateway-state")
-    assert run_restore(restore_env, "true", "a", "b").returncode == 2
-
-
-@needs_root
-def test_a_gateway_that_does_not_come_up_gets_its_previous_state_back(restore_env):
-    run = run_restore(restore_env, "false")
-    assert run.returncode == 1
-    assert "the gateway did not come up with the restored state; the previous state is back" in run.stderr
-    assert (restore_env / "state" / "marker").read_text() == "current\n"
-    calls = (restore_env / "calls").read_text().splitlines()
-    assert calls[-1] == "systemctl start openclaw-gateway.service"
-
-
-@needs_root
-def test_an_archive_openclaw_refuses_leaves_the_running_gateway_alone(restore_env):
-    (restore_env / "bin" / "cli").write_text("#!/bin/bash\necho 'archive verification failed' >&2\nexit 1\n")
-    run = run_restore(restore_env, "true")
-    assert run.returncode == 1 and "openclaw backup restore refused the archive" in run.stderr
-    assert (restore_env / "state" / "marker").read_text() == "current\n"
-    assert "systemctl stop" not in (restore_env / "calls").read_text()
-
-
 # --- a deploy against pyinfra's fake connector -----------------------------------------------------------
 
 
@@ -260,70 +132,3 @@ def test_a_deploy_with_offsite_backups_shows_no_secret_even_verbose(tmp_path):
                  f"Restore command {backup.RESTORE}", f"Cron job {backup.CRON_FILE}"):
         assert f"backup | {name}" in output, name
     assert "SENTINEL" not in output
-
-
-# --- the off-host job, run with a stand-in restic --------------------------------------------------------
-
-FAKE_OFFSITE_RESTIC = """#!/bin/bash
-echo "$*" >> "$CALLS"
-case "$1" in
-  cat) [ -e "$REPOSITORY" ] || { printf '%s\\n' "$CAT_ERROR" >&2; exit 1; } ;;
-  init) touch "$REPOSITORY" ;;
-  backup) echo '{"message_type":"status","percent_done":0.5}'
-          echo "{\\"message_type\\":\\"summary\\",\\"snapshot_id\\":\\"$4-0001\\"}" ;;
-esac
-"""
-NO_REPOSITORY = "Fatal: unable to open config file: Lstat: file does not exist\nIs there a repository at the following location?"
-
-
-def run_offsite(root: Path, cat_error: str = NO_REPOSITORY) -> subprocess.CompletedProcess:
-    (root / "restic").write_text(FAKE_OFFSITE_RESTIC)
-    (root / "restic").chmod(0o755)
-    script = render("backup", "openclaw-kit-offsite-backup.j2", **{
-        **backup.offsite_data(settings(SFTP)), "restic": root / "restic", "store": root / "store",
-        "local_backup_lock": root / "backup.lock", "audit_dir": root / "audit"})
-    (root / "offsite").write_text(script)
-    env = {**os.environ, "CALLS": str(root / "calls"), "REPOSITORY": str(root / "repository"), "CAT_ERROR": cat_error}
-    return subprocess.run(["bash", str(root / "offsite")], env=env, capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture
-def offsite_root(tmp_path):
-    for directory in ("store", "audit"):
-        (tmp_path / directory).mkdir()
-    for name, age in (("2026-11-30T03-37-00.000+00-00-openclaw-backup.tar.gz", 86400), ("2026-12-01T03-37-00.000+00-00-openclaw-backup.tar.gz", 0)):
-        (tmp_path / "store" / name).write_text("archive")
-        os.utime(tmp_path / "store" / name, (time.time() - age, time.time() - age))
-    for name in ("audit.log", "audit.log-20261130-000000", "audit.log-20261201-000000"):
-        (tmp_path / "audit" / name).write_text("{}\n")
-    return tmp_path
-
-
-def test_the_job_initialises_a_missing_repository_copies_the_newest_archive_and_the_rotated_audit_files(offsite_root):
-    run = run_offsite(offsite_root)
-    assert run.returncode == 0, run.stderr
-    result = json.loads(run.stdout)
-    newest = str(offsite_root / "store" / "2026-12-01T03-37-00.000+00-00-openclaw-backup.tar.gz")
-    assert result == {"archive": newest, "state_snapshot": "gateway-state-0001", "audit_snapshot": "audit-log-0001", "audit_files": 2}
-    calls = (offsite_root / "calls").read_text().splitlines()
-    assert calls[:3] == ["cat config", "init", f"backup --json --tag gateway-state {newest}"]
-    assert calls[3] == f"backup --json --tag audit-log {offsite_root}/audit/audit.log-20261130-000000 {offsite_root}/audit/audit.log-20261201-000000"
-    assert calls[4:] == ["forget --group-by host,tags --tag gateway-state --keep-daily 7 --keep-weekly 4 --keep-monthly 12",
-                         "forget --group-by host,tags --tag audit-log --keep-within 2555d", "prune"]
-    # The next run finds the repository and does not initialise it again.
-    (offsite_root / "calls").unlink()
-    assert run_offsite(offsite_root).returncode == 0
-    assert "init" not in (offsite_root / "calls").read_text().splitlines()
-
-
-def test_a_repository_restic_cannot_open_is_an_error_never_a_new_repository(offsite_root):
-    run = run_offsite(offsite_root, cat_error="Fatal: wrong password or no key found")
-    assert run.returncode == 1 and "wrong password" in run.stderr
-    assert (offsite_root / "calls").read_text().splitlines() == ["cat config"]
-
-
-def test_no_local_archive_is_an_error(offsite_root):
-    for archive in (offsite_root / "store").iterdir():
-        archive.unlink()
-    run = run_offsite(offsite_root)
-    assert run.returncode == 1 and "the local backup has not run" in run.stderr

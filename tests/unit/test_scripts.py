@@ -1,7 +1,7 @@
 """Every script the kit places on a host, rendered as the roles render it, run here, and shellchecked.
 
 The scripts' own logic runs for real; the system programs they drive (certbot, nginx, systemctl,
-systemd-run, logger, the OpenClaw CLI) are stand-ins on PATH that record how they were called,
+systemd-run, logger, restic, the OpenClaw CLI) are stand-ins on PATH that record how they were called,
 except where the real one is harmless here (nft in a scratch network namespace, setpriv as root).
 The sandbox tests run the same scripts against the real programs.
 """
@@ -13,14 +13,18 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from openclaw_kit.templates import render
-from roles import logs, openclaw, tls
+from roles import backup, logs, openclaw, tls
 from roles.base import sshd_check_script
 from roles.firewall import nftables
+from tests.unit.test_backup import S3 as BACKUP_S3
+from tests.unit.test_backup import SFTP as BACKUP_SFTP
+from tests.unit.test_backup import settings as backup_settings
 from tests.unit.test_firewall import settings as firewall_settings
 
 SHELLCHECK = shutil.which("shellcheck")
@@ -211,6 +215,174 @@ def test_the_apply_script_refuses_a_ruleset_nft_rejects(tmp_path, stand_ins):
     assert "systemd-run" not in (calls.read_text() if calls.exists() else "")
 
 
+# --- backup: the off-host job ---------------------------------------------------------------------------------
+
+FAKE_OFFSITE_RESTIC = """#!/bin/bash
+echo "$*" >> "$CALLS"
+case "$1" in
+  cat) [ -e "$REPOSITORY" ] || { printf '%s\\n' "$CAT_ERROR" >&2; exit 1; } ;;
+  init) touch "$REPOSITORY" ;;
+  backup) echo '{"message_type":"status","percent_done":0.5}'
+          echo "{\\"message_type\\":\\"summary\\",\\"snapshot_id\\":\\"$4-0001\\"}" ;;
+esac
+"""
+NO_REPOSITORY = "Fatal: unable to open config file: Lstat: file does not exist\nIs there a repository at the following location?"
+
+
+@pytest.fixture
+def offsite_root(tmp_path):
+    for directory in ("store", "audit"):
+        (tmp_path / directory).mkdir()
+    for name, age in (("2026-11-30T03-37-00.000+00-00-openclaw-backup.tar.gz", 86400), ("2026-12-01T03-37-00.000+00-00-openclaw-backup.tar.gz", 0)):
+        (tmp_path / "store" / name).write_text("archive")
+        os.utime(tmp_path / "store" / name, (time.time() - age, time.time() - age))
+    for name in ("audit.log", "audit.log-20261130-000000", "audit.log-20261201-000000"):
+        (tmp_path / "audit" / name).write_text("{}\n")
+    return tmp_path
+
+
+def run_offsite(root: Path, cat_error: str = NO_REPOSITORY) -> subprocess.CompletedProcess:
+    restic = executable(root / "restic", FAKE_OFFSITE_RESTIC)
+    script = executable(root / "offsite", render("backup", "openclaw-kit-offsite-backup.j2", **{
+        **backup.offsite_data(backup_settings(BACKUP_SFTP)), "restic": restic, "store": root / "store",
+        "local_backup_lock": root / "backup.lock", "audit_dir": root / "audit"}))
+    env = {**os.environ, "CALLS": str(root / "calls"), "REPOSITORY": str(root / "repository"), "CAT_ERROR": cat_error}
+    return run(script, env=env)
+
+
+def test_the_offsite_job_initialises_a_missing_repository_copies_the_newest_archive_and_the_rotated_audit_files(offsite_root):
+    done = run_offsite(offsite_root)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    newest = str(offsite_root / "store" / "2026-12-01T03-37-00.000+00-00-openclaw-backup.tar.gz")
+    assert result == {"archive": newest, "state_snapshot": "gateway-state-0001", "audit_snapshot": "audit-log-0001", "audit_files": 2}
+    calls = (offsite_root / "calls").read_text().splitlines()
+    assert calls[:3] == ["cat config", "init", f"backup --json --tag gateway-state {newest}"]
+    assert calls[3] == f"backup --json --tag audit-log {offsite_root}/audit/audit.log-20261130-000000 {offsite_root}/audit/audit.log-20261201-000000"
+    assert calls[4:] == ["forget --group-by host,tags --tag gateway-state --keep-daily 7 --keep-weekly 4 --keep-monthly 12",
+                         "forget --group-by host,tags --tag audit-log --keep-within 2555d", "prune"]
+    # The next run finds the repository and does not initialise it again.
+    (offsite_root / "calls").unlink()
+    assert run_offsite(offsite_root).returncode == 0
+    assert "init" not in (offsite_root / "calls").read_text().splitlines()
+
+
+def test_a_repository_restic_cannot_open_is_an_error_never_a_new_repository(offsite_root):
+    done = run_offsite(offsite_root, cat_error="Fatal: wrong password or no key found")
+    assert done.returncode == 1 and "wrong password" in done.stderr
+    assert (offsite_root / "calls").read_text().splitlines() == ["cat config"]
+
+
+def test_the_offsite_job_without_a_local_archive_is_an_error(offsite_root):
+    for archive in (offsite_root / "store").iterdir():
+        archive.unlink()
+    done = run_offsite(offsite_root)
+    assert done.returncode == 1 and "the local backup has not run" in done.stderr
+
+
+# --- backup: restore -------------------------------------------------------------------------------------------
+
+# restic's `restore SNAPSHOT --target DIR ...`: the snapshot holds one archive, as the off-host job stores it.
+FAKE_RESTORE_RESTIC = """#!/bin/bash
+echo "$@" >> "$CALLS"
+[ "$1" = restore ] || exit 3
+target=$4
+mkdir -p "$target/var/backups/openclaw"
+cp "$ARCHIVE" "$target/var/backups/openclaw/2026-12-01T03-37-00.000Z-openclaw-backup.tar.gz"
+"""
+# OpenClaw's `backup restore ARCHIVE --target DIR`: the archive's root, its manifest, payload/posix/<path>.
+FAKE_RESTORE_CLI = """#!/bin/bash
+echo "cli $*" >> "$CALLS"
+[ "$1 $2" = "backup restore" ] && [ "$4" = --target ] || exit 3
+root="$5/2026-12-01T03-37-00.000Z-openclaw-backup"
+mkdir -p "$root/payload/posix$STATE_DIR"
+tar -xzf "$3" -C "$root/payload/posix$STATE_DIR"
+printf '{"schemaVersion":1,"archiveRoot":"2026-12-01T03-37-00.000Z-openclaw-backup","assets":[{"kind":"state","sourcePath":"%s","archivePath":"2026-12-01T03-37-00.000Z-openclaw-backup/payload/posix%s"}]}' \\
+  "$STATE_DIR" "$STATE_DIR" > "$root/manifest.json"
+"""
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the script sets ownership (install -o, chown): needs root")
+
+
+@pytest.fixture
+def restore_root(tmp_path, stand_ins):
+    """Stand-ins for restic and OpenClaw's CLI next to the systemctl one; a current state and a saved one."""
+    executable(tmp_path / "bin" / "restic", FAKE_RESTORE_RESTIC)
+    executable(tmp_path / "bin" / "cli", FAKE_RESTORE_CLI)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "openclaw.json").write_text('{"gateway": {"port": 1}, "agents": {"list": ["old"]}}')
+    (state / "marker").write_text("current\n")
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "openclaw.json").write_text('{"gateway": {"port": 2}, "agents": {"list": ["restored-agent"]}}')
+    (saved / "marker").write_text("restored\n")
+    subprocess.run(["tar", "-czf", str(tmp_path / "archive.tar.gz"), "-C", str(saved), "."], check=True)
+    (tmp_path / "desired.json").write_text('// the kit\'s sections\n{"gateway": {"port": 18789}}\n')
+    (tmp_path / "backups").mkdir()
+    return tmp_path
+
+
+def run_restore(root: Path, env: dict, health: str, *args: str) -> subprocess.CompletedProcess:
+    state = root / "state"
+    data = {**backup.restore_data(backup_settings(BACKUP_SFTP)), "restic": root / "bin/restic", "cli": root / "bin/cli",
+            "merge": Path(openclaw.jsonconfig.__file__), "desired_config": root / "desired.json", "state_dir": state,
+            "live_config": state / "openclaw.json", "service_user": "root", "work_parent": root / "backups",
+            "health_wait": health}
+    script = executable(root / "openclaw-kit-restore", render("backup", "openclaw-kit-restore.j2", **data))
+    env = {**env, "CALLS": str(root / "calls.log"), "ARCHIVE": str(root / "archive.tar.gz"), "STATE_DIR": str(state)}
+    return run(script, *args, env=env)
+
+
+@needs_root
+def test_restore_puts_the_restored_state_in_place_with_the_kits_config_sections(restore_root, stand_ins):
+    root, (env, calls) = restore_root, stand_ins
+    done = run_restore(root, env, f"grep -q restored {root}/state/marker", "--host", "old-gw")
+    assert done.returncode == 0, done.stderr
+    state = root / "state"
+    assert (state / "marker").read_text() == "restored\n"
+    config = json.loads((state / "openclaw.json").read_text())
+    # OpenClaw's own sections come from the backup; the kit's from this host's desired config.
+    assert config == {"gateway": {"port": 18789}, "agents": {"list": ["restored-agent"]}}
+    assert oct(state.stat().st_mode & 0o777) == "0o700" and oct((state / "openclaw.json").stat().st_mode & 0o777) == "0o600"
+    lines = calls.read_text().splitlines()
+    assert lines[0].startswith("restore latest --target ") and lines[0].endswith("--tag gateway-state --host old-gw")
+    assert lines[1].startswith("cli backup restore ") and " --target " in lines[1]
+    assert lines.index("systemctl stop openclaw-gateway.service") < lines.index("systemctl start openclaw-gateway.service")
+    previous = [p for p in (root / "backups").iterdir() if p.name.startswith("openclaw-state-before-restore-")]
+    assert len(previous) == 1 and (previous[0] / "marker").read_text() == "current\n"
+    assert [p.name for p in (root / "backups").iterdir() if p.name.startswith("openclaw-restore.")] == [], "work directory left behind"
+    assert "restored snapshot latest (of host old-gw)" in done.stdout
+
+
+@needs_root
+def test_a_named_snapshot_is_restored_without_a_host_filter(restore_root, stand_ins):
+    env, calls = stand_ins
+    done = run_restore(restore_root, env, "true", "4f1c2a9e")
+    assert done.returncode == 0, done.stderr
+    assert calls.read_text().splitlines()[0].endswith("--tag gateway-state")
+    assert run_restore(restore_root, env, "true", "a", "b").returncode == 2
+
+
+@needs_root
+def test_a_gateway_that_does_not_come_up_gets_its_previous_state_back(restore_root, stand_ins):
+    env, calls = stand_ins
+    done = run_restore(restore_root, env, "false")
+    assert done.returncode == 1
+    assert "the gateway did not come up with the restored state; the previous state is back" in done.stderr
+    assert (restore_root / "state" / "marker").read_text() == "current\n"
+    assert calls.read_text().splitlines()[-1] == "systemctl start openclaw-gateway.service"
+
+
+@needs_root
+def test_an_archive_openclaw_refuses_leaves_the_running_gateway_alone(restore_root, stand_ins):
+    env, calls = stand_ins
+    executable(restore_root / "bin" / "cli", "#!/bin/bash\necho 'archive verification failed' >&2\nexit 1\n")
+    done = run_restore(restore_root, env, "true")
+    assert done.returncode == 1 and "openclaw backup restore refused the archive" in done.stderr
+    assert (restore_root / "state" / "marker").read_text() == "current\n"
+    assert "systemctl stop" not in calls.read_text()
+
+
 # --- shellcheck over every shell script -----------------------------------------------------------------------
 
 
@@ -220,6 +392,13 @@ def shell_scripts() -> dict[str, str]:
         "tls renewal": render("tls", "renew-certificates.j2", **tls.script_data(acme_ca_file="/etc/ssl/ca.pem")),
         "tls deploy hook": render("tls", "deploy-hook.j2", **tls.script_data(acme_ca_file=None)),
         "backup": render("logs", "openclaw-kit-backup.j2", **logs.backup_data(retention_days=7)),
+        "off-host backup job": render("backup", "openclaw-kit-offsite-backup.j2",
+                                      **backup.offsite_data(backup_settings(BACKUP_SFTP))),
+        "restic wrapper (SFTP)": render("backup", "openclaw-kit-restic.j2",
+                                        **backup.restic_data(backup_settings(BACKUP_SFTP).offsite_backup)),
+        "restic wrapper (S3)": render("backup", "openclaw-kit-restic.j2",
+                                      **backup.restic_data(backup_settings(BACKUP_S3).offsite_backup)),
+        "restore": render("backup", "openclaw-kit-restore.j2", **backup.restore_data(backup_settings(BACKUP_SFTP))),
         "openclaw CLI": render("openclaw", "openclaw-kit-cli.j2", **openclaw.cli_data()),
         "sshd check": "#!/bin/sh\n" + sshd_check_script(port=22, ssh_user="deploy", allow_groups=["sshusers"]),
         "openclaw install": "#!/bin/sh\n" + openclaw.install_script(
