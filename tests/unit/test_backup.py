@@ -132,3 +132,5 @@ def test_a_deploy_with_offsite_backups_shows_no_secret_even_verbose(tmp_path):
                  f"Restore command {backup.RESTORE}", f"Cron job {backup.CRON_FILE}"):
         assert f"backup | {name}" in output, name
     assert "SENTINEL" not in output
+    # Without Recommends (restic's is fuse), through openclaw_kit.packages.install_missing.
+    assert "install --no-install-recommends restic" in output
