@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from openclaw_kit.settings import validate_hosts
-from roles.firewall import TABLE, ruleset
+from roles.firewall.nftables import TABLE, ruleset
 from tests.unit.fake_host import ENV
 from tests.verify.test_firewall import ssh_admission_problems
 
