@@ -17,10 +17,18 @@ from openclaw_kit.settings.nginx import NginxSettings
 from openclaw_kit.settings.openclaw import OpenclawSettings
 from openclaw_kit.settings.rules import FieldError
 from openclaw_kit.settings.tls import TlsSettings
+from openclaw_kit.settings.wireguard import WireguardSettings
 
 
 class HostSettings(
-    TlsSettings, NginxSettings, FirewallSettings, Fail2banSettings, OpenclawSettings, LogsSettings, BaseSettings
+    TlsSettings,
+    WireguardSettings,
+    NginxSettings,
+    FirewallSettings,
+    Fail2banSettings,
+    OpenclawSettings,
+    LogsSettings,
+    BaseSettings,
 ):
     """Every setting of a host; the validators below are the rules that involve more than one role."""
 

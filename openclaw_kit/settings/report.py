@@ -9,9 +9,11 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 
 from openclaw_kit.secrets import MASK, describe_literal, reference_name
+from openclaw_kit.settings import openclaw, wireguard
 from openclaw_kit.settings.host import HostSettings
-from openclaw_kit.settings.openclaw import SECRET_FIELDS
 from openclaw_kit.settings.rules import FieldError
+
+SECRET_FIELDS = openclaw.SECRET_FIELDS | wireguard.SECRET_FIELDS
 
 
 def _show(value: Any, loc: tuple) -> str:
