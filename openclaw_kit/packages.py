@@ -12,7 +12,9 @@ from openclaw_kit.platform import platform_of
 BACKENDS = {
     "apt": (
         DebPackages,
-        lambda missing: apt.packages(name=f"Install {' '.join(missing)}", packages=missing, update=True),
+        lambda missing, recommends: apt.packages(
+            name=f"Install {' '.join(missing)}", packages=missing, update=True, no_recommends=not recommends
+        ),
     ),
 }
 
@@ -29,9 +31,11 @@ def installed_packages() -> dict:
     return INSTALLED_AT_START[host.name]
 
 
-def install_missing(packages: list[str]) -> None:
-    """Install what is missing; refresh the package lists only when something is (a no-op run stays one)."""
+def install_missing(packages: list[str], recommends: bool = True) -> None:
+    """Install what is missing; refresh the package lists only when something is (a no-op run stays one).
+
+    recommends=False leaves out the packages they only recommend."""
     missing = [name for name in packages if name not in installed_packages()]
     if missing:
         _, install = BACKENDS[platform_of(host).package_manager]
-        install(missing)
+        install(missing, recommends)
