@@ -304,8 +304,8 @@ def finish(report: dict) -> dict:
 
 
 def table(report: dict) -> str:
-    rows = [("measurement", "hosts", "wall s (median)", "runs s", "ratio", "controller CPU s", "machine busy", "max RSS MB",
-             "ops/checks", "cmds/host", "uploads/host", "load")]
+    rows = [("measurement", "hosts", "wall s (median)", "runs s", "ratio", "controller CPU s", "machine busy",
+             "max RSS MB", "ops/checks", "cmds/host", "uploads/host", "load")]
     labels = {"fresh_provision": "fresh provision", "floor_1": "floor: pyinfra exec -- true",
               "verify_1": "verify: every check"}
     ratios = report.get("ratios", {})
@@ -317,7 +317,8 @@ def table(report: dict) -> str:
                      "" if ratio is None else (f"{ratio:.2f}x floor" if key == "noop_1" else f"{ratio:.2f}x 1 host"),
                      str(r.get("controller_cpu_s", "")), f"{r['machine_busy']:.0%}" if "machine_busy" in r else "",
                      str(r.get("max_rss_mb", "")), str(r.get("operations", r.get("checks", ""))),
-                     str(r.get("commands_per_host", "")), str(r.get("uploads_per_host", "")), str(r.get("load_1min", ""))))
+                     str(r.get("commands_per_host", "")), str(r.get("uploads_per_host", "")),
+                     str(r.get("load_1min", ""))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
              for row in rows]
