@@ -20,6 +20,7 @@ from roles.logs import logs
 from roles.nginx import nginx
 from roles.openclaw import openclaw
 from roles.tls import tls
+from roles.wireguard import wireguard
 
 send_without_delay(host)
 settings = settings_for(host, inventory)
@@ -30,6 +31,8 @@ atexit.register(summary_at_exit)
 
 base(settings)
 firewall(settings)
+# After the firewall, which opens its UDP port and makes its interface a private zone.
+wireguard(settings)
 openclaw(settings)
 nginx(settings)
 # After nginx: its jails read nginx's access log, which must exist when fail2ban starts them.

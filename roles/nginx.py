@@ -166,7 +166,8 @@ def config_files(
 def operator_cidrs(settings: HostSettings) -> list[str]:
     """Who gets more than the public webhooks over 443: loopback, the private network, admin_cidrs by opt-in."""
     opted_in = settings.admin_cidrs if settings.dangerously_expose_control_ui_to_admin_cidrs else []
-    return list(dict.fromkeys([*LOOPBACK, *settings.private_cidrs, *opted_in]))
+    mesh = [settings.private_network.cidr] if settings.private_network else []  # the WireGuard mesh (role wireguard)
+    return list(dict.fromkeys([*LOOPBACK, *settings.private_cidrs, *mesh, *opted_in]))
 
 
 def check_command(relatives: list[str], etc: str = ETC) -> str:

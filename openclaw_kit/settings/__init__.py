@@ -1,7 +1,8 @@
 """Settings: every host's inventory data parsed into typed objects, validated before any change.
 
 rules.py: value rules; host.py: the HostSettings model, made of one module per role (base.py,
-firewall.py, openclaw.py, nginx.py, fail2ban.py, logs.py, backup.py, tls.py) holding that role's keys and defaults;
+firewall.py, openclaw.py, nginx.py, fail2ban.py, logs.py, backup.py, tls.py,
+wireguard.py) holding that role's keys and defaults;
 report.py: problems as lines; inventory.py: a whole inventory at once; runtime.py: from deploy.py.
 """
 

@@ -18,11 +18,13 @@ from openclaw_kit.settings.nginx import NginxSettings
 from openclaw_kit.settings.openclaw import OpenclawSettings
 from openclaw_kit.settings.rules import FieldError
 from openclaw_kit.settings.tls import TlsSettings
+from openclaw_kit.settings.wireguard import WireguardSettings
 
 
 class HostSettings(
     TlsSettings,
     BackupSettings,
+    WireguardSettings,
     NginxSettings,
     FirewallSettings,
     Fail2banSettings,

@@ -12,6 +12,7 @@ from openclaw_kit.errors import SettingsError
 from openclaw_kit.platform import System, system_problem
 from openclaw_kit.settings.host import HostSettings
 from openclaw_kit.settings.report import problems as report_problems
+from openclaw_kit.settings.wireguard import mesh_problems
 
 
 @lru_cache(maxsize=1)
@@ -49,6 +50,8 @@ def validate_hosts(
             settings[name] = HostSettings.model_validate(own, context={"env": env, "ssh_user": data.get("ssh_user")})
         except ValidationError as error:
             problems.extend(report_problems(name, error))
+    if not problems:  # the rules across hosts, once every host's own settings are valid
+        problems.extend(mesh_problems(settings))
     if problems:
         raise SettingsError(problems)
     return settings

@@ -56,13 +56,25 @@ def lockout_problem(settings: HostSettings, connection: tuple[str, int] | None) 
         return f"$SSH_CONNECTION names {address!r}, not an IP address"
     if isinstance(client, ipaddress.IPv6Address) and client.ipv4_mapped:
         client = client.ipv4_mapped
-    if not any(client in ipaddress.ip_network(cidr) for cidr in settings.admin_cidrs):
+    # The mesh (roles/wireguard.py): management: private needs this deploy to come in over it.
+    if settings.management == "private" and not over_mesh(settings, client):
+        return (f"management: private closes SSH on the public side, but this deploy connects from {client}, "
+                f"outside the mesh {settings.private_network.cidr}: it would lock itself out. Deploy the mesh with "
+                "management: public first, then connect over the mesh (inventory addresses in the mesh) and switch "
+                "(README: The private network)")
+    admin = any(client in ipaddress.ip_network(cidr) for cidr in settings.admin_cidrs)
+    if not admin and not over_mesh(settings, client):
         return (f"this deploy connects from {client}, which is not in admin_cidrs = {settings.admin_cidrs}: "
                 f"the firewall would lock it out (add {client} to admin_cidrs, or deploy from an admin network)")
     if port != settings.sshd_port:
         return (f"this deploy connects to SSH port {port}, but sshd_port = {settings.sshd_port} is the only SSH port "
                 "the firewall opens: it would lock the deploy out")
     return None
+
+
+def over_mesh(settings: HostSettings, client: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """The client is on the WireGuard mesh, whose zone in the ruleset admits SSH."""
+    return settings.private_network is not None and client in ipaddress.ip_network(settings.private_network.cidr)
 
 
 def refuse_lockout(settings: HostSettings) -> None:

@@ -125,6 +125,26 @@ def ruleset_data(settings: HostSettings) -> dict:
         egress=settings.egress,
         proxy_port=proxy_port if proxy_port not in (80, 443) else None,
         egress_ports=sorted(set(settings.egress_allowed_ports)),
+        **mesh_data(settings),
+    )
+
+
+def mesh_data(settings: HostSettings) -> dict:
+    """The WireGuard mesh (roles/wireguard.py): its UDP port public, its interface a private zone."""
+    mesh = settings.private_network
+    if mesh is None:
+        return dict(mesh=None, public_ssh=True)
+    network = ipaddress.ip_network(mesh.cidr)
+    return dict(
+        # management: private: no SSH on the public side at all; admins come in over the mesh.
+        public_ssh=settings.management == "public",
+        mesh=dict(
+            port=mesh.port,
+            interface=mesh.interface,
+            family="ip" if network.version == 4 else "ip6",
+            cidr=str(network),
+            ports=sorted({settings.sshd_port, 443, *settings.private_allowed_ports}),
+        ),
     )
 
 

@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 
 from openclaw_kit.templates import render
-from roles import backup, logs, openclaw, tls
+from roles import backup, logs, openclaw, tls, wireguard
 from roles.base import sshd_check_script
 from roles.firewall import nftables
 from tests.unit.test_backup import S3 as BACKUP_S3
 from tests.unit.test_backup import SFTP as BACKUP_SFTP
 from tests.unit.test_backup import settings as backup_settings
 from tests.unit.test_firewall import settings as firewall_settings
+from tests.unit.test_wireguard import mesh_host
 
 SHELLCHECK = shutil.which("shellcheck")
 
@@ -382,6 +383,57 @@ def test_an_archive_openclaw_refuses_leaves_the_running_gateway_alone(restore_ro
     assert (restore_root / "state" / "marker").read_text() == "current\n"
     assert "systemctl stop" not in calls.read_text()
 
+# --- wireguard: the mesh key and applying a new configuration -----------------------------------------------
+
+
+def mesh_settings():
+    from openclaw_kit.settings import validate_hosts
+    from tests.unit.fake_host import ENV
+
+    return validate_hosts({"gw1": mesh_host("10.99.0.1")}, ENV)["gw1"]
+
+
+def test_the_mesh_key_is_made_root_only_once(tmp_path, stand_ins):
+    env, calls = stand_ins
+    executable(tmp_path / "bin" / "wg", f'#!/bin/sh\necho "wg $*" >> {calls}\necho private-key-$$\n')
+    key = tmp_path / "wg0.key"
+    script = executable(tmp_path / "make-key", "#!/bin/sh\n" + render("wireguard", "make-key.sh.j2", key_path=str(key)))
+    assert run(script, env=env).returncode == 0
+    first = key.read_text()
+    assert first.startswith("private-key-") and oct(key.stat().st_mode & 0o777) == "0o600"
+    assert run(script, env=env).returncode == 0
+    assert key.read_text() == first, "an existing key was replaced"
+    assert calls.read_text().splitlines() == ["wg genkey"]
+
+
+@pytest.mark.parametrize("addresses, expected", [
+    ("4: wg0    inet 10.99.0.1/24 scope global wg0\\       valid_lft forever",
+     ["ip -o addr show dev wg0", "systemctl reload wg-quick@wg0.service",
+      "wg set wg0 private-key /etc/wireguard/wg0.key"]),
+    ("4: wg0    inet 10.99.0.9/24 scope global wg0\\       valid_lft forever",
+     ["ip -o addr show dev wg0", "systemctl restart wg-quick@wg0.service"]),
+    ("", ["ip -o addr show dev wg0", "systemctl restart wg-quick@wg0.service"]),
+])
+def test_the_mesh_config_is_synced_in_place_and_restarted_only_for_a_new_address(tmp_path, stand_ins, addresses,
+                                                                                  expected):
+    env, calls = stand_ins
+    for name, output in (("ip", addresses), ("wg", "")):
+        executable(tmp_path / "bin" / name, f'#!/bin/sh\necho "{name} $*" >> {calls}\nprintf "%s\\n" \'{output}\'\n')
+    script = executable(tmp_path / "apply", "#!/bin/sh\n" + wireguard.apply_command(mesh_settings()))
+    done = run(script, env=env)
+    assert done.returncode == 0, done.stderr
+    assert calls.read_text().splitlines() == expected
+
+
+def test_a_failed_reload_fails_the_mesh_apply(tmp_path, stand_ins):
+    env, calls = stand_ins
+    executable(tmp_path / "bin" / "ip", "#!/bin/sh\necho '4: wg0    inet 10.99.0.1/24 scope global wg0'\n")
+    executable(tmp_path / "bin" / "wg", f'#!/bin/sh\necho "wg $*" >> {calls}\n')
+    script = executable(tmp_path / "apply", "#!/bin/sh\n" + wireguard.apply_command(mesh_settings()))
+    done = run(script, env={**env, "FAIL_SYSTEMCTL": "reload failed"})
+    assert done.returncode != 0
+    assert "wg set" not in calls.read_text(), "the key was handed to an interface whose reload failed"
+
 
 # --- shellcheck over every shell script -----------------------------------------------------------------------
 
@@ -400,6 +452,8 @@ def shell_scripts() -> dict[str, str]:
                                       **backup.restic_data(backup_settings(BACKUP_S3).offsite_backup)),
         "restore": render("backup", "openclaw-kit-restore.j2", **backup.restore_data(backup_settings(BACKUP_SFTP))),
         "openclaw CLI": render("openclaw", "openclaw-kit-cli.j2", **openclaw.cli_data()),
+        "wireguard key": "#!/bin/sh\n" + render("wireguard", "make-key.sh.j2", key_path="/etc/wireguard/wg0.key"),
+        "wireguard apply": "#!/bin/sh\n" + wireguard.apply_command(mesh_settings()),
         "sshd check": "#!/bin/sh\n" + sshd_check_script(port=22, ssh_user="deploy", allow_groups=["sshusers"]),
         "openclaw install": "#!/bin/sh\n" + openclaw.install_script(
             release="/opt/openclaw/releases/r", node_dir="/opt/openclaw/node-v1", npm="/opt/openclaw/node-v1/bin/npm",
