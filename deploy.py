@@ -20,6 +20,7 @@ from roles.firewall import firewall
 from roles.logs import logs
 from roles.nginx import nginx
 from roles.openclaw import openclaw
+from roles.openclaw_macos import openclaw_macos
 from roles.tls import tls
 from roles.wireguard import wireguard
 
@@ -31,9 +32,10 @@ atexit.unregister(summary_at_exit)
 atexit.register(summary_at_exit)
 
 if platform_of(host).family == "macos":
-    # macOS (tested on recorded facts only): the firewall on pf and, when ready, the gateway as a
-    # LaunchDaemon; the other roles are Linux-only, and settings only they read are refused for a Mac.
+    # macOS (tested on recorded facts only): the firewall on pf and the gateway as a LaunchDaemon; the
+    # other roles are Linux-only, and settings only they read are refused for a Mac.
     firewall(settings)
+    openclaw_macos(settings)
 else:
     base(settings)
     firewall(settings)

@@ -66,10 +66,16 @@ class LaunchdJob(FactBase):
                 "path": job.get("path")}
 
 
-def daemon(*, name: str, label: str, plist: dict, restart: bool = False):
-    """A system LaunchDaemon with this plist, loaded; kickstarted (-k) when its plist changed or `restart`.
+class Daemon:
+    """What launchd.daemon did: `plist` (a new plist went live) and `loaded` (the job was (re)loaded)."""
 
-    Returns the plist's operation (changed when a new plist went live)."""
+    def __init__(self, plist, loaded):
+        self.plist, self.loaded = plist, loaded
+
+
+def daemon(*, name: str, label: str, plist: dict, restart_when: list | None = None) -> Daemon:
+    """A system LaunchDaemon with this plist, loaded; a changed plist reloads it (bootout, bootstrap),
+    and a change in any of `restart_when` (operations) restarts it (kickstart -k)."""
     path = plist_path(label)
     q = shlex.quote
     plist_op = checked_config(
@@ -85,19 +91,21 @@ def daemon(*, name: str, label: str, plist: dict, restart: bool = False):
     )
     job = host.get_fact(LaunchdJob, label=label)
     if job is None or job.get("path") != path:
-        server.shell(
+        loaded = server.shell(
             name=f"{name}: load {label} (launchctl bootstrap system)",
             commands=[f"launchctl enable system/{q(label)}", f"launchctl bootstrap system {q(path)}"],
         )
-    else:
-        # bootout + bootstrap picks up a changed plist; kickstart -k alone restarts with the loaded one.
+        return Daemon(plist_op, loaded)
+    # bootout + bootstrap picks up a changed plist; kickstart -k restarts with the loaded one.
+    loaded = server.shell(
+        name=f"{name}: reload {label} for its new plist",
+        commands=[f"launchctl bootout system/{q(label)} 2>/dev/null || true", f"launchctl bootstrap system {q(path)}"],
+        _if=plist_op.did_change,
+    )
+    if restart_when:
         server.shell(
-            name=f"{name}: reload {label} for its new plist",
-            commands=[f"launchctl bootout system/{q(label)} 2>/dev/null || true",
-                      f"launchctl bootstrap system {q(path)}"],
-            _if=plist_op.did_change,
+            name=f"{name}: restart {label} for its new code, config or secrets (kickstart -k)",
+            commands=[f"launchctl kickstart -k system/{q(label)}"],
+            _if=lambda: not plist_op.did_change() and any(op.did_change() for op in restart_when),
         )
-        if restart:
-            server.shell(name=f"{name}: restart {label} (kickstart -k)",
-                         commands=[f"launchctl kickstart -k system/{q(label)}"], _if=lambda: not plist_op.did_change())
-    return plist_op
+    return Daemon(plist_op, loaded)

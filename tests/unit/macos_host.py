@@ -29,6 +29,8 @@ FRESH = {
     "uname -m": recorded("uname-m.txt"),
     "sw_vers -productVersion": recorded("sw_vers-productVersion.txt"),
     "brew --prefix": recorded("brew-prefix.txt"),
+    "xcode-select -p": recorded("xcode-select-p.txt"),
+    "dscl . -list /Users UniqueID": recorded("dscl-list-ids.txt"),
 }
 
 
