@@ -15,6 +15,7 @@ from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import settings_for
 from roles.backup import backup
 from roles.base import base
+from roles.base_macos import base_macos
 from roles.fail2ban import fail2ban
 from roles.firewall import firewall
 from roles.logs import logs
@@ -32,8 +33,9 @@ atexit.unregister(summary_at_exit)
 atexit.register(summary_at_exit)
 
 if platform_of(host).family == "macos":
-    # macOS (tested on recorded facts only): the firewall on pf and the gateway as a LaunchDaemon; the
-    # other roles are Linux-only, and settings only they read are refused for a Mac.
+    # macOS (tested on recorded facts only): base, the firewall on pf and the gateway as a LaunchDaemon;
+    # the other roles are Linux-only, and settings only they read are refused for a Mac.
+    base_macos(settings)
     firewall(settings)
     openclaw_macos(settings)
 else:

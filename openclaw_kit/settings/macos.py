@@ -1,6 +1,6 @@
 """Settings a macOS host cannot honour (yet): refused per host before any change, not ignored.
 
-The macOS path runs the roles firewall (pf), openclaw (a LaunchDaemon) and base; a setting that
+The macOS path runs the roles base, firewall (pf) and openclaw (a LaunchDaemon); a setting that
 only a Linux role or mechanism reads would silently do nothing on a Mac.
 """
 
@@ -10,6 +10,7 @@ from openclaw_kit.settings.host import HostSettings
 
 # setting -> why it does not apply to a Mac
 LINUX_ONLY = {
+    "hostname": "the kit does not set a Mac's names (scutil) yet",
     "ipv6_accept_ra": "a Linux sysctl; macOS has no equivalent the kit sets",
     "unattended_reboot": "an unattended-upgrades (apt) option; macOS installs its security updates itself",
     "unattended_reboot_time": "an unattended-upgrades (apt) option; macOS installs its security updates itself",
@@ -33,6 +34,9 @@ def macos_problems(name: str, settings: HostSettings) -> list[str]:
         for key, reason in LINUX_ONLY.items()
         if key in settings.model_fields_set
     ]
+    if settings.sshd_port != 22:
+        problems.append(f"host {name}: sshd_port = {settings.sshd_port}: on macOS sshd listens where launchd's "
+                        "com.openssh.sshd socket does (22); the kit does not move it")
     if settings.node_source != "nodejs-dist":
         problems.append(f"host {name}: node_source = {settings.node_source!r}: on macOS only 'nodejs-dist' (the "
                         "official darwin tarball); the npm node-darwin-* packages are stale")

@@ -31,6 +31,10 @@ FRESH = {
     "brew --prefix": recorded("brew-prefix.txt"),
     "xcode-select -p": recorded("xcode-select-p.txt"),
     "dscl . -list /Users UniqueID": recorded("dscl-list-ids.txt"),
+    "socketfilterfw --getglobalstate": recorded("socketfilterfw-fresh.txt"),
+    "com.apple.SoftwareUpdate AutomaticCheckEnabled": recorded("softwareupdate-fresh.txt"),
+    "pmset -g": recorded("pmset-g.txt"),
+    "fdesetup status": recorded("fdesetup-status.txt"),
 }
 
 

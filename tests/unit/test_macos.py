@@ -32,7 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def settings(**data):
-    return validate_hosts({"mini": {**GOOD, **data}}, ENV, {"mini": MAC})["mini"]
+    # Without the Mac's System: the firewall's tests also render settings a Mac refuses (sshd_port 2222),
+    # since the rules do not depend on the system.
+    return validate_hosts({"mini": {**GOOD, **data}}, ENV)["mini"]
 
 
 def problems(data: dict, system: System = MAC) -> list[str]:
