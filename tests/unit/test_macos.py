@@ -176,15 +176,6 @@ def test_the_comparison_catches_a_difference():
     assert pf_allows(pf.ruleset(settings(sshd_port=2222))) != nft_allows(nftables.ruleset(s))
 
 
-def test_pf_rules_parse_with_pfctl_when_there_is_one(tmp_path):
-    if not shutil.which("pfctl"):
-        pytest.skip("no pfctl here (macOS or a BSD has one); the rules are checked by pfctl -n on the Mac before loading")
-    for data in COMBINATIONS.values():
-        (tmp_path / "anchor.pf").write_text(pf.ruleset(settings(**data)))
-        run = subprocess.run(["pfctl", "-n", "-f", str(tmp_path / "anchor.pf")], capture_output=True, text=True)
-        assert run.returncode == 0, run.stderr
-
-
 # --- the firewall role's operations: fresh, converged, drifted ------------------------------------------------------
 
 
