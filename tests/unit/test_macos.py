@@ -425,3 +425,37 @@ def test_networks_in_the_pf_rules_are_networks():
     for found in re.findall(r"from \{ ([^}]*) \}", text):
         for net in found.split(", "):
             ipaddress.ip_network(net)
+
+
+# --- the pf.conf reference, run here on Apple's recorded pf.conf with a stand-in pfctl -----------------------------
+
+
+def pf_conf_reference(tmp_path, pfctl_check_fails: bool = False) -> subprocess.CompletedProcess:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "pfctl").write_text(f'#!/bin/sh\necho "pfctl $*" >> {tmp_path / "calls"}\n'
+                                   f'case "$1" in -n) exit {1 if pfctl_check_fails else 0} ;; esac\n')
+    (bin_dir / "pfctl").chmod(0o755)
+    script = render("firewall", "macos/pf-conf-reference.sh.j2", pf_conf=str(tmp_path / "pf.conf"), lines=pf.PF_CONF_LINES)
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+
+
+def test_pf_conf_gets_the_kits_lines_after_apples_and_only_once(tmp_path):
+    apple = recorded("pf.conf")
+    (tmp_path / "pf.conf").write_text(apple)
+    assert pf_conf_reference(tmp_path).returncode == 0
+    text = (tmp_path / "pf.conf").read_text()
+    assert text == apple + "".join(f"{line}\n" for line in pf.PF_CONF_LINES), "Apple's lines kept, the kit's appended"
+    assert pf_conf_reference(tmp_path).returncode == 0
+    assert (tmp_path / "pf.conf").read_text() == text, "a second run adds nothing"
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls[0].startswith("pfctl -n -f ") and calls[1] == f"pfctl -f {tmp_path / 'pf.conf'}"
+
+
+def test_a_pf_conf_pfctl_rejects_is_not_written(tmp_path):
+    (tmp_path / "pf.conf").write_text(recorded("pf.conf"))
+    run = pf_conf_reference(tmp_path, pfctl_check_fails=True)
+    assert run.returncode == 1 and "pfctl -n rejected" in run.stderr
+    assert (tmp_path / "pf.conf").read_text() == recorded("pf.conf")
+    assert not list(tmp_path.glob("pf.conf.*")), "no candidate left behind"

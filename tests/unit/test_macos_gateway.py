@@ -226,3 +226,16 @@ def test_the_macos_gateway_scripts_pass_shellcheck(name, tmp_path):
 def test_the_start_script_reads_the_secrets_file_and_runs_the_current_release():
     text = SCRIPTS["gateway"]()
     assert f". {role.ENV_FILE}" in text and f"exec {role.CURRENT}/bin/openclaw gateway --port 18789" in text
+
+
+def test_the_start_script_runs_the_gateway_with_the_secrets_of_the_env_file(tmp_path):
+    (tmp_path / "current" / "bin").mkdir(parents=True)
+    fake = tmp_path / "current" / "bin" / "openclaw"
+    fake.write_text('#!/bin/sh\necho "args $*"\necho "token $OPENCLAW_GATEWAY_TOKEN"\n')
+    fake.chmod(0o755)
+    (tmp_path / "gateway.env").write_text("OPENCLAW_GATEWAY_TOKEN='s3cret with space'\n")
+    data = {**role.cli_data(), "current": str(tmp_path / "current"), "env_file": str(tmp_path / "gateway.env")}
+    (tmp_path / "start").write_text(render("openclaw", "macos/openclaw-kit-gateway.j2", port=18789, **data))
+    run = subprocess.run(["sh", str(tmp_path / "start")], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["args gateway --port 18789", "token s3cret with space"]
