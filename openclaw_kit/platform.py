@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from openclaw_kit.errors import SettingsError
+from openclaw_kit.platform_macos import MACOS, MACOS_RELEASES, macos_problem
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,15 @@ _DEBIAN = dict(
     sshd="/usr/sbin/sshd",
 )
 
-# (distribution, major version) -> its row. macOS (launchd, pf, newsyslog, Homebrew, wheel) is to come.
+# (distribution, major version) -> its row.
 PLATFORMS: dict[tuple[str, int], Platform] = {
     ("Debian", 12): Platform(label="Debian 12", **_DEBIAN),
     ("Debian", 13): Platform(label="Debian 13", **_DEBIAN),
     ("Ubuntu", 24): Platform(label="Ubuntu 24.04", **_DEBIAN),
 }
+
+# macOS: its rows are described in platform_macos.py (tested on recorded facts, not on a real Mac).
+PLATFORMS.update({("macOS", major): Platform(label=label, **MACOS) for major, label in MACOS_RELEASES.items()})
 
 
 @dataclass(frozen=True)
@@ -57,16 +61,19 @@ class System:
     kernel: str
     distribution: str | None
     major: int | None
+    arch: str | None = None  # uname -m; read on macOS only (arm64 or x86_64)
 
 
 def platform_of_system(system: System) -> Platform | None:
+    if system.kernel == "Darwin":
+        return None if macos_problem(system) else PLATFORMS.get(("macOS", system.major))
     return PLATFORMS.get((system.distribution, system.major)) if system.kernel == "Linux" else None
 
 
 def system_problem(system: System) -> str | None:
     """Why the kit cannot run on this system (one line), or None."""
     if system.kernel == "Darwin":
-        return "macOS hosts are not supported by this version of the kit (Linux roles only)"
+        return macos_problem(system)
     if platform_of_system(system) is None:
         found = f"{system.distribution or 'unknown'} {system.major or ''}".strip()
         supported = ", ".join(platform.label for platform in PLATFORMS.values())
@@ -79,6 +86,10 @@ def system_of(host) -> System:
     from pyinfra.facts.server import Kernel, LinuxDistribution
 
     kernel = host.get_fact(Kernel)
+    if kernel == "Darwin":
+        from openclaw_kit.platform_macos import macos_system
+
+        return macos_system(host)
     distro = host.get_fact(LinuxDistribution) if kernel == "Linux" else {}
     return System(kernel, distro.get("name"), distro.get("major"))
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from openclaw_kit.errors import SettingsError
 from openclaw_kit.platform import System, system_problem
 from openclaw_kit.settings.host import HostSettings
+from openclaw_kit.settings.macos import macos_problems
 from openclaw_kit.settings.report import problems as report_problems
 from openclaw_kit.settings.wireguard import mesh_problems
 
@@ -50,6 +51,9 @@ def validate_hosts(
             settings[name] = HostSettings.model_validate(own, context={"env": env, "ssh_user": data.get("ssh_user")})
         except ValidationError as error:
             problems.extend(report_problems(name, error))
+        else:
+            if system is not None and system.kernel == "Darwin":
+                problems.extend(macos_problems(name, settings[name]))
     if not problems:  # the rules across hosts, once every host's own settings are valid
         problems.extend(mesh_problems(settings))
     if problems:

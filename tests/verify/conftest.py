@@ -90,6 +90,10 @@ class Target:
     def __str__(self) -> str:
         return self.name
 
+    @functools.cached_property
+    def is_mac(self) -> bool:
+        return self.host.system_info.type == "darwin"
+
     def output_of(self, command: str) -> str:
         """check_output of a command, taking the result of its early start (slow_commands) when there was one."""
         result = self.started.pop(command, None) or self.host.backend.start(command)
@@ -133,7 +137,16 @@ def load_targets(path: str, limit: list[str] | None) -> list[Target]:
 
 
 @pytest.fixture(autouse=True)
-def slow_commands(request):
+def one_platform(request):
+    """A Mac gets the checks of test_macos.py, a Linux host all the others."""
+    target = getattr(request.node, "callspec", None) and request.node.callspec.params.get("target")
+    if isinstance(target, Target) and target.is_mac != (request.node.path.name == "test_macos.py"):
+        pytest.skip(f"{target.name} is {'a Mac' if target.is_mac else 'not a Mac'}: "
+                    f"{'test_macos.py holds its checks' if target.is_mac else 'checked by the other modules'}")
+
+
+@pytest.fixture(autouse=True)
+def slow_commands(request, one_platform):
     """OpenClaw's CLI takes seconds of CPU per run (Node.js loading OpenClaw): start its runs on each
     host before its first check, so they overlap the other checks instead of adding to them."""
     from tests.verify.test_openclaw import SLOW_COMMANDS

@@ -1,0 +1,59 @@
+"""macOS in the platform table: which releases and CPUs, read from `sw_vers` and `uname -m`.
+
+Apart from platform.py so that the Linux rows stay as they are. The macOS path is tested on
+recorded facts of a macOS 15 Apple-silicon host (tests/unit/fixtures/macos15_arm64/), never on a
+real Mac.
+"""
+
+from __future__ import annotations
+
+# What differs on macOS, in the fields of platform.Platform.
+MACOS = dict(
+    family="macos",
+    package_manager="homebrew",  # runs as the admin user, never as root (it refuses root)
+    service_manager="launchd",
+    firewall="pf",
+    scheduler="launchd",
+    log_rotation="newsyslog",
+    root_group="wheel",
+    log_group="admin",
+    nologin="/usr/bin/false",
+    sshd="/usr/sbin/sshd",
+)
+
+# major version (sw_vers -productVersion) -> label. 14 is the oldest the kit accepts: the first with
+# `launchctl bootstrap/bootout/kickstart` semantics and an sshd_config.d include it was written for.
+MACOS_RELEASES = {
+    14: "macOS 14 Sonoma",
+    15: "macOS 15 Sequoia",
+    26: "macOS 26 Tahoe",
+}
+
+# uname -m -> the CPU name in Node.js' darwin tarballs.
+MACOS_ARCHES = {"arm64": "arm64", "x86_64": "x64"}
+
+
+def macos_problem(system) -> str | None:
+    """Why the kit cannot run on this Mac (one line), or None."""
+    if system.major not in MACOS_RELEASES:
+        found = f"macOS {system.major}" if system.major else "macOS of unknown version (sw_vers gave no answer)"
+        return f"{found} is not supported: the kit supports {', '.join(MACOS_RELEASES.values())}"
+    if system.arch not in MACOS_ARCHES:
+        return (f"{MACOS_RELEASES[system.major]} on CPU {system.arch!r} is not supported: "
+                f"the kit supports {' and '.join(MACOS_ARCHES)} (uname -m)")
+    return None
+
+
+def macos_major(product_version: str | None) -> int | None:
+    """14 from '14.7.1', 15 from '15.1'; None for anything else."""
+    head = (product_version or "").strip().split(".")[0]
+    return int(head) if head.isdigit() else None
+
+
+def macos_system(host):
+    """The System of a Darwin host, from sw_vers and uname -m."""
+    from pyinfra.facts.server import Arch, MacosVersion
+
+    from openclaw_kit.platform import System
+
+    return System("Darwin", "macOS", macos_major(host.get_fact(MacosVersion)), host.get_fact(Arch))

@@ -1,0 +1,155 @@
+"""The firewall on macOS: the pf anchor `openclaw-kit`, from the same data as the nftables table.
+
+The anchor's rules come from nftables.ruleset_data (one policy, two syntaxes; tests/unit/test_macos.py
+checks both allow the same things). /etc/pf.conf gets two lines referencing the anchor, after
+Apple's com.apple anchors, which stay as they are; a LaunchDaemon loads pf.conf and enables pf at
+boot. templates/firewall/macos/openclaw-kit-firewall-apply.j2 checks new rules with `pfctl -n`,
+loads them with a launchd one-shot armed to roll them back, and keeps them only when `--confirm`
+arrives over a new SSH connection (openclaw_kit.ssh_confirm), as on Linux.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+from pyinfra import host
+from pyinfra.api import FactBase
+from pyinfra.connectors.ssh import SSHConnector
+from pyinfra.facts.files import File, FindInFile
+from pyinfra.operations import files, python, server
+
+from openclaw_kit import launchd
+from openclaw_kit.settings import HostSettings
+from openclaw_kit.ssh_confirm import confirm_over_new_connection
+from openclaw_kit.templates import render, template
+from roles.firewall.nftables import CONFIRM_SECONDS, ruleset_data
+
+ANCHOR = "openclaw-kit"
+APPLY = "/usr/local/sbin/openclaw-kit-firewall-apply"
+PF_CONF = "/etc/pf.conf"
+PERSISTED = f"/etc/pf.anchors/{ANCHOR}"  # what pf.conf loads at boot; written on confirmation only
+STATE_DIR = "/var/db/openclaw-kit/firewall"
+DESIRED = f"{STATE_DIR}/{ANCHOR}.pf"  # the rendered rules, waiting to be applied
+MARKER = f"{STATE_DIR}/applied"  # "<sha256 of PERSISTED> <fingerprint of the live anchor>" at confirmation
+RUN_DIR = "/var/run/openclaw-kit-firewall"  # emptied at boot: a pending rollback does not outlive a reboot
+BOOT_LABEL = "org.openclaw-kit.firewall"
+ROLLBACK_LABEL = "org.openclaw-kit.firewall-rollback"
+FINGERPRINT = f"pfctl -a {ANCHOR} -sr 2>/dev/null | shasum -a 256 | cut -c1-64"
+# Appended to Apple's pf.conf; its com.apple lines are not touched.
+PF_CONF_LINES = [f'anchor "{ANCHOR}"', f'load anchor "{ANCHOR}" from "{PERSISTED}"']
+
+
+def apply(settings: HostSettings):
+    # Not there on a fresh Apple-silicon Mac (Homebrew lives in /opt/homebrew).
+    files.directory(name="Directory /usr/local/sbin", path="/usr/local/sbin", mode="755", user="root", group="wheel")
+    files.directory(name=f"Firewall state directory {STATE_DIR}", path=STATE_DIR, mode="700", group="wheel")
+    template(
+        name=f"Apply script {APPLY}",
+        role="firewall",
+        src="macos/openclaw-kit-firewall-apply.j2",
+        dest=APPLY,
+        mode="750",
+        **script_data(),
+    )
+    rules = ruleset(settings)
+    files.put(name=f"Desired pf rules {DESIRED}", src=io.StringIO(rules), dest=DESIRED, mode="600", group="wheel",
+              create_remote_dir=False)
+
+    # pf.conf references the anchor before the first load (rules in an anchor nothing references are
+    # never evaluated, and a confirmation would prove nothing). Until a ruleset is confirmed the
+    # anchor file is empty: no kit rules, as before the kit.
+    if not host.get_fact(File, path=PERSISTED):
+        server.shell(name=f"Empty anchor file {PERSISTED} until rules are confirmed",
+                     commands=[f"install -m 644 -o root -g wheel /dev/null {PERSISTED}"])
+    present = host.get_fact(FindInFile, path=PF_CONF, pattern=f'^(load )?anchor "{ANCHOR}"', extended_regex=True)
+    if not set(PF_CONF_LINES) <= set(present or []):
+        server.shell(
+            name=f"{PF_CONF} references the anchor {ANCHOR} (Apple's lines untouched), checked with pfctl -n",
+            commands=[render("firewall", "macos/pf-conf-reference.sh.j2", pf_conf=PF_CONF, lines=PF_CONF_LINES)],
+        )
+
+    # Apply only when the live anchor, the persisted file or the record of the last confirmation
+    # differs from the rendered rules, or pf is off: a no-op run stays one, hand edits are undone.
+    if not in_sync(host.get_fact(PfStatus), rules):
+        server.shell(
+            name=f"Load the pf anchor {ANCHOR} (rolled back in {CONFIRM_SECONDS} s unless confirmed)",
+            commands=[f"{APPLY} --timeout {CONFIRM_SECONDS} {DESIRED}"],
+        )
+        if issubclass(host.connector_cls, SSHConnector):
+            python.call(
+                name="Confirm the firewall over a new SSH connection",
+                function=confirm_over_new_connection,
+                confirm_command=f"{APPLY} --confirm",
+                probation_seconds=CONFIRM_SECONDS,
+            )
+        else:
+            server.shell(name="Confirm the firewall", commands=[f"{APPLY} --confirm"])
+
+    launchd.daemon(name="pf enabled with the kit's anchor at boot", label=BOOT_LABEL, plist=boot_plist())
+
+
+def boot_plist() -> dict:
+    # pfctl -E takes the reference that keeps pf enabled (Apple's own pf.conf loading does not enable it).
+    return {"Label": BOOT_LABEL, "ProgramArguments": ["/sbin/pfctl", "-E", "-f", PF_CONF], "RunAtLoad": True}
+
+
+# --- the rules -----------------------------------------------------------------------------------
+
+
+def ruleset(settings: HostSettings) -> str:
+    """The kit's pf anchor for these settings, as the file pfctl loads."""
+    return render("firewall", "macos/openclaw-kit.pf.j2", **pf_data(settings))
+
+
+def pf_data(settings: HostSettings) -> dict:
+    """The nftables data with pf's interface syntax (`on en0`, `on ! en1`)."""
+    data = ruleset_data(settings)
+    if settings.public_interface:
+        public_on = f"on {settings.public_interface} "
+    elif settings.private_interface:
+        public_on = f"on ! {settings.private_interface} "
+    else:
+        public_on = ""
+    return dict(
+        data,
+        anchor=ANCHOR,
+        public_on=public_on,
+        private_on=f"on {settings.private_interface} " if settings.private_interface else "",
+    )
+
+
+def script_data() -> dict:
+    return dict(path=APPLY, anchor=ANCHOR, run_dir=RUN_DIR, persisted=PERSISTED, marker=MARKER,
+                rollback_label=ROLLBACK_LABEL, fingerprint=FINGERPRINT, default_timeout=CONFIRM_SECONDS)
+
+
+# --- is the live anchor the rendered one? --------------------------------------------------------
+
+
+class PfStatus(FactBase):
+    """The persisted anchor file's sha256, the record of the last confirmation, the live anchor's
+    fingerprint, and whether pf is enabled (1) or not (0)."""
+
+    def requires_command(self) -> str:
+        return "pfctl"
+
+    def command(self) -> str:
+        return (
+            f'echo "persisted $(shasum -a 256 < {PERSISTED} 2>/dev/null | cut -c1-64)"; '
+            f'echo "marker $(cat {MARKER} 2>/dev/null)"; '
+            f'echo "live $({FINGERPRINT})"; '
+            "echo \"enabled $(pfctl -s info 2>/dev/null | grep -c '^Status: Enabled')\""
+        )
+
+    def process(self, output) -> dict[str, str]:
+        return {key: value.strip() for key, _, value in (line.partition(" ") for line in output)}
+
+
+def in_sync(status: dict | None, rules: str) -> bool:
+    """True when the confirmed, persisted and live anchor all are `rules`, and pf is on."""
+    if not status:
+        return False
+    sha = hashlib.sha256(rules.encode()).hexdigest()
+    return (status.get("persisted") == sha and status.get("marker") == f"{sha} {status.get('live')}"
+            and status.get("enabled") == "1")

@@ -1,0 +1,288 @@
+"""Role openclaw on macOS: the gateway as the LaunchDaemon ai.openclaw.gateway, headless.
+
+OpenClaw itself installs only a per-user LaunchAgent, which needs a logged-in GUI session. Here
+the gateway is a system daemon that starts at boot with nobody logged in, as the hidden service
+account `_openclaw` (UID below 500, no login shell, home in /var/db). It uses OpenClaw's own label,
+so that OpenClaw's CLI finds a system daemon and adds no competing per-user agent; one installed
+earlier is booted out and disabled. Node.js (the official darwin tarball, sha256 pinned) and
+OpenClaw are pinned in versioned directories owned by root, switched atomically; the config is
+rendered as on Linux and validated by the release that will run it before it goes live.
+Tested on recorded facts of a macOS 15 host (tests/unit/test_macos_gateway.py), not on a Mac.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import FactBase, deploy
+from pyinfra.facts.files import File, Link
+from pyinfra.facts.server import Arch
+from pyinfra.operations import files, server
+from pyinfra.operations.util import any_changed
+
+from openclaw_kit import jsonconfig, launchd
+from openclaw_kit.errors import ControllerError, SettingsError
+from openclaw_kit.operations import checked_config, promote_files
+from openclaw_kit.platform_macos import MACOS_ARCHES
+from openclaw_kit.secrets import secret_file
+from openclaw_kit.settings import HostSettings
+from openclaw_kit.templates import render, template
+from roles.openclaw import OwnedConfigDigest, channel_config, refuse_plugin_channels
+
+LABEL = "ai.openclaw.gateway"  # OpenClaw's own: its CLI refuses a per-user agent next to a system daemon
+USER = "_openclaw"
+REAL_NAME = "OpenClaw gateway"
+UID_RANGE = range(400, 500)  # system accounts below 500 are hidden from the login window
+STATE_DIR = "/var/db/openclaw"
+LOG_DIR = "/var/log/openclaw"
+LOG_FILE = f"{LOG_DIR}/gateway.log"
+CONFIG_DIR = "/etc/openclaw"
+ENV_FILE = f"{CONFIG_DIR}/gateway.env"
+DESIRED_NAME = "openclaw.json"
+CONFIG_CANDIDATE_DIR = "/var/db/openclaw-kit/openclaw-config-candidate"
+LIVE_CONFIG = f"{STATE_DIR}/openclaw.json"
+PREFIX = "/opt/openclaw"
+CURRENT = f"{PREFIX}/current"
+CLI = "/usr/local/sbin/openclaw-kit-cli"
+GATEWAY = "/usr/local/libexec/openclaw-kit-gateway"
+MERGE = "/usr/local/lib/openclaw-kit/merge-config.py"
+HEALTH_TIMEOUT = 180
+
+# The official darwin tarballs' sha256, from the release's SHASUMS256.txt (a node_sha256 setting covers others).
+NODE_SHA256 = {
+    ("24.21.0", "arm64"): "bed7eea5325e1108f32ce5228ddd6a5f0f08a499ee42aa7442aea583702f6057",
+    ("24.21.0", "x64"): "1462cb3b3046b815cf8ea436d3da450ec1a9f11dac7e5a46b0ada5305d7e8097",
+}
+
+
+class DirectoryUser(FactBase):
+    """A local account as `dscl . -read` shows it ({"UniqueID": "401", ...}), or None when there is none."""
+
+    def command(self, user: str) -> str:
+        return (f"dscl . -read /Users/{shlex.quote(user)} UniqueID PrimaryGroupID UserShell NFSHomeDirectory "
+                "IsHidden 2>/dev/null || true")
+
+    def process(self, output):
+        found = dict(line.split(": ", 1) for line in output if ": " in line)
+        return found or None
+
+
+class UniqueIds(FactBase):
+    """Every UniqueID and PrimaryGroupID in use (dscl . -list /Users UniqueID, /Groups PrimaryGroupID)."""
+
+    def command(self) -> str:
+        return "dscl . -list /Users UniqueID; dscl . -list /Groups PrimaryGroupID"
+
+    def process(self, output) -> set[int]:
+        ids = (line.split()[-1] for line in output if line.split())
+        return {int(value) for value in ids if value.lstrip("-").isdigit()}
+
+
+class UserAgents(FactBase):
+    """Per-user LaunchAgents of OpenClaw's label: [(user, plist path)]."""
+
+    def command(self, label: str) -> str:
+        return f"ls -1 /Users/*/Library/LaunchAgents/{shlex.quote(label)}.plist 2>/dev/null || true"
+
+    def process(self, output) -> list[tuple[str, str]]:
+        return [(path.split("/")[2], path) for path in (line.strip() for line in output) if path.startswith("/Users/")]
+
+
+class CommandLineTools(FactBase):
+    """The Xcode Command Line Tools' directory (python3 for the config merge tool), or None."""
+
+    def command(self) -> str:
+        return "xcode-select -p 2>/dev/null || true"
+
+    def process(self, output):
+        return output[0].strip() if output and output[0].strip() else None
+
+
+@deploy("openclaw")
+def openclaw_macos(settings: HostSettings):
+    refuse_plugin_channels(host.name, settings)
+    if host.get_fact(CommandLineTools) is None:
+        raise ControllerError([f"host {host.name}: the Xcode Command Line Tools are missing (the kit's config merge "
+                               "tool needs their python3): run `xcode-select --install` on the Mac (Homebrew's "
+                               "installer installs them too), then deploy again"])
+    arch = MACOS_ARCHES.get(host.get_fact(Arch))
+    node_dir = f"{PREFIX}/node-v{settings.node_version}"
+    release = f"{PREFIX}/releases/openclaw-{settings.openclaw_version}-node-v{settings.node_version}"
+    q = shlex.quote
+
+    # The hidden service account and its group, with a free id below 500.
+    account = host.get_fact(DirectoryUser, user=USER)
+    wanted = {"UserShell": "/usr/bin/false", "NFSHomeDirectory": STATE_DIR, "IsHidden": "1"}
+    if account is None or any(account.get(key) != value for key, value in wanted.items()):
+        uid = int(account["UniqueID"]) if account and account.get("UniqueID", "").isdigit() else free_id(
+            host.get_fact(UniqueIds) or set())
+        server.shell(name=f"Hidden service account {USER} (UID {uid}, no login shell, home {STATE_DIR})",
+                     commands=account_commands(uid))
+
+    files.directory(name=f"State directory {STATE_DIR}", path=STATE_DIR, user=USER, group=USER, mode="700")
+    files.directory(name=f"Log directory {LOG_DIR}", path=LOG_DIR, user=USER, group=USER, mode="750")
+    files.directory(name=f"Config directory {CONFIG_DIR}", path=CONFIG_DIR, user="root", group=USER, mode="750")
+    for directory in ("/usr/local/sbin", "/usr/local/libexec", "/usr/local/lib/openclaw-kit", f"{PREFIX}/releases"):
+        files.directory(name=f"Directory {directory}", path=directory, user="root", group="wheel", mode="755")
+    secrets_op = secret_file(
+        name=f"Secrets file {ENV_FILE}",
+        path=ENV_FILE,
+        values=settings.secrets(),
+        user=USER,
+        group=USER,
+        private_dir=f"/tmp/openclaw-kit-{host.data.get('ssh_user') or 'root'}",
+    )
+
+    # Node.js and OpenClaw, pinned, in versioned directories.
+    if not host.get_fact(File, path=f"{node_dir}/bin/node"):
+        server.shell(name=f"Node.js {settings.node_version} (darwin-{arch}, sha256 pinned)",
+                     commands=[node_script(settings, arch, node_dir)])
+    if not host.get_fact(File, path=f"{release}/.installed"):
+        server.shell(
+            name=f"Install OpenClaw {settings.openclaw_version}",
+            commands=[render("openclaw", "macos/install-release.sh.j2", release=release, node_dir=node_dir,
+                             version=settings.openclaw_version, proxy=settings.proxy)],
+        )
+    template(name=f"CLI wrapper {CLI}", role="openclaw", src="macos/openclaw-kit-cli.j2", dest=CLI, mode="755",
+             **cli_data())
+    gateway_op = template(name=f"Gateway start script {GATEWAY}", role="openclaw", src="macos/openclaw-kit-gateway.j2",
+                          dest=GATEWAY, mode="755", port=settings.gateway_port, **cli_data())
+    switching = (host.get_fact(Link, path=CURRENT) or {}).get("link_target") != release
+
+    # The config: rendered as on Linux, validated by the release that will run it, then merged into the live one.
+    files.put(name=f"Config merge tool {MERGE}", src=jsonconfig.__file__, dest=MERGE, mode="755")
+    config = render("openclaw", "openclaw.json5.j2", settings=settings, channels=channel_config(settings),
+                    log_file=LOG_FILE, live_config=LIVE_CONFIG)
+    sections = jsonconfig.load_commented(config)
+    merged = f"{LIVE_CONFIG}.kit-candidate"
+    promote_op = checked_config(
+        name=f"Config {CONFIG_DIR}/{DESIRED_NAME}: validated by the OpenClaw that will run it, then made live",
+        files={DESIRED_NAME: config},
+        live_dir=CONFIG_DIR,
+        candidate_dir=CONFIG_CANDIDATE_DIR,
+        group=USER,
+        mode="640",
+        check=(
+            f"/usr/bin/python3 {q(MERGE)} {q(f'{CONFIG_CANDIDATE_DIR}/{DESIRED_NAME}')} {q(LIVE_CONFIG)} "
+            f"{q(merged)} && "
+            f"chown {USER}:{USER} {q(merged)} && {{ {q(CLI)} --release {q(release)} --config {q(merged)} "
+            f"config validate --json || {{ rm -f {q(merged)}; exit 1; }}; }}"
+        ),
+        rejected="OpenClaw rejected the new config (its message is above); the running gateway keeps the old one",
+        promote=(f"mv -f {q(merged)} {q(LIVE_CONFIG)} && "
+                 f"{promote_files([DESIRED_NAME], CONFIG_DIR, CONFIG_CANDIDATE_DIR)}"),
+        user="root",
+        force=switching
+        or host.get_fact(OwnedConfigDigest, path=LIVE_CONFIG, sections=sorted(sections)) != jsonconfig.digest(sections),
+    )
+    switch_op = None
+    if switching:
+        switch_op = server.shell(name=f"Switch {CURRENT} to OpenClaw {settings.openclaw_version}",
+                                 commands=[render("openclaw", "macos/switch-release.sh.j2", release=release,
+                                                  current=CURRENT)])
+
+    # A per-user agent OpenClaw installed earlier gives way to the system daemon.
+    for user, plist in host.get_fact(UserAgents, label=LABEL) or []:
+        server.shell(
+            name=f"The per-user agent {LABEL} of {user} booted out and disabled; its state copied to {STATE_DIR}",
+            commands=[render("openclaw", "macos/user-agent-handover.sh.j2", label=LABEL, user=user, plist=plist,
+                             user_state=f"/Users/{user}/.openclaw", state_dir=STATE_DIR, service_user=USER)],
+        )
+
+    changed = [op for op in (secrets_op, promote_op, switch_op, gateway_op) if op is not None]
+    daemon_op = launchd.daemon(name="The gateway as a LaunchDaemon", label=LABEL, plist=gateway_plist(settings),
+                               restart_when=changed)
+    server.shell(
+        name=f"Wait for {LABEL} to answer /healthz",
+        commands=[health_wait(settings.gateway_port)],
+        _if=any_changed(daemon_op.loaded, *changed),
+    )
+    if switching:
+        server.shell(
+            name="Remove releases other than the running one",
+            commands=[
+                f"find {PREFIX}/releases -mindepth 1 -maxdepth 1 ! -path {release} -exec rm -rf {{}} +",
+                f"find {PREFIX} -mindepth 1 -maxdepth 1 -name 'node-v*' ! -path {node_dir} -exec rm -rf {{}} +",
+            ],
+        )
+
+
+def free_id(taken: set[int]) -> int:
+    for candidate in UID_RANGE:
+        if candidate not in taken:
+            return candidate
+    raise ControllerError([f"host {host.name}: no free user and group id in {UID_RANGE.start}-{UID_RANGE.stop - 1} "
+                           f"for the hidden service account {USER}"])
+
+
+def account_commands(uid: int) -> list[str]:
+    group, user = f"/Groups/{USER}", f"/Users/{USER}"
+    return [
+        f"dscl . -read {group} >/dev/null 2>&1 || dscl . -create {group}",
+        f"dscl . -create {group} PrimaryGroupID {uid}",
+        f"dscl . -create {group} RealName '{REAL_NAME}'",
+        f"dscl . -read {user} >/dev/null 2>&1 || dscl . -create {user}",
+        f"dscl . -create {user} UniqueID {uid}",
+        f"dscl . -create {user} PrimaryGroupID {uid}",
+        f"dscl . -create {user} UserShell /usr/bin/false",
+        f"dscl . -create {user} NFSHomeDirectory {STATE_DIR}",
+        f"dscl . -create {user} RealName '{REAL_NAME}'",
+        f"dscl . -create {user} IsHidden 1",
+        f"dscl . -create {user} Password '*'",
+    ]
+
+
+def node_script(settings: HostSettings, arch: str | None, node_dir: str) -> str:
+    sha256 = settings.node_sha256 or NODE_SHA256.get((settings.node_version, arch))
+    if not sha256:
+        raise SettingsError([f"host {host.name}: node_sha256 = None: no pinned checksum is known for Node.js "
+                             f"{settings.node_version} (darwin-{arch}); set node_sha256 from the release's "
+                             "SHASUMS256.txt (the line for node-v{version}-darwin-{arch}.tar.gz)"])
+    name = f"node-v{settings.node_version}-darwin-{arch}.tar.gz"
+    return render("openclaw", "macos/install-node.sh.j2", version=settings.node_version, arch=arch, node_dir=node_dir,
+                  sha256=sha256, url=f"{settings.node_dist_url}/v{settings.node_version}/{name}",
+                  archive=f"{PREFIX}/downloads/{name}", proxy=settings.proxy)
+
+
+def cli_data() -> dict:
+    return dict(service_user=USER, state_dir=STATE_DIR, env_file=ENV_FILE, live_config=LIVE_CONFIG, current=CURRENT)
+
+
+def gateway_plist(settings: HostSettings) -> dict:
+    """The LaunchDaemon: the secrets are not in it (the start script reads the 0600 file)."""
+    return {
+        "Label": LABEL,
+        "ProgramArguments": [GATEWAY],
+        "UserName": USER,
+        "GroupName": USER,
+        "RunAtLoad": True,
+        "KeepAlive": True,
+        "ThrottleInterval": 10,  # at most one restart per 10 s when it keeps exiting
+        "ExitTimeOut": 330,  # SIGKILL only after OpenClaw's own shutdown grace, as TimeoutStopSec on Linux
+        "Umask": 0o077,
+        "WorkingDirectory": STATE_DIR,
+        "EnvironmentVariables": {
+            "HOME": STATE_DIR,
+            "PATH": f"{CURRENT}/bin:/usr/bin:/bin",
+            "OPENCLAW_STATE_DIR": STATE_DIR,
+            "OPENCLAW_CONFIG_PATH": LIVE_CONFIG,
+            # The kit owns the lifecycle: no self-installed service, no self-update, no downloads, no mDNS.
+            "OPENCLAW_SUPERVISOR_MODE": "external",
+            "OPENCLAW_SERVICE_REPAIR_POLICY": "external",
+            "OPENCLAW_NO_AUTO_UPDATE": "1",
+            "OPENCLAW_OFFLINE": "1",
+            "OPENCLAW_DISABLE_BONJOUR": "1",
+        },
+        "StandardOutPath": f"{LOG_DIR}/gateway.stdout.log",
+        "StandardErrorPath": f"{LOG_DIR}/gateway.stderr.log",
+    }
+
+
+def health_wait(port: int) -> str:
+    """A bounded wait for GET /healthz on loopback; on failure, the gateway's last log lines."""
+    return (
+        f"for i in $(seq {HEALTH_TIMEOUT}); do curl -fsS -o /dev/null http://127.0.0.1:{port}/healthz && exit 0; "
+        f"sleep 1; done; echo '{LABEL} did not answer /healthz within {HEALTH_TIMEOUT}s' >&2; "
+        f"tail -n 30 {LOG_DIR}/gateway.stderr.log >&2; exit 1"
+    )

@@ -1,0 +1,78 @@
+"""The promises of the macOS path, checked on a Mac (testinfra's service and socket modules do not
+work on macOS: launchctl print, lsof, pfctl, dscl instead). Only Macs run these (conftest.one_platform).
+Written against the recorded outputs of tests/unit/fixtures/macos15_arm64/; never run on a real Mac yet."""
+
+import hashlib
+import json
+
+import pytest
+
+from openclaw_kit.secrets import env_file_content
+from roles.base_macos import SOCKETFILTERFW
+from roles.firewall import pf
+from roles.openclaw_macos import CLI, CONFIG_DIR, ENV_FILE, LABEL, LIVE_CONFIG, LOG_DIR, STATE_DIR, USER
+
+
+def test_the_service_account_is_hidden_without_a_login_shell(target):
+    found = dict(line.split(": ", 1) for line in target.output_of(
+        f"dscl . -read /Users/{USER} UniqueID UserShell NFSHomeDirectory IsHidden").splitlines() if ": " in line)
+    assert int(found["UniqueID"]) < 500 and found["UserShell"] == "/usr/bin/false"
+    assert found["NFSHomeDirectory"] == STATE_DIR and found["IsHidden"] == "1"
+    assert "admin" not in target.output_of(f"id -Gn {USER}").split()
+
+
+@pytest.mark.parametrize(("path", "owner", "group", "mode"), [
+    (STATE_DIR, USER, USER, "700"), (LOG_DIR, USER, USER, "750"), (CONFIG_DIR, "root", USER, "750"),
+    (LIVE_CONFIG, USER, USER, "600"), (ENV_FILE, USER, USER, "600"),
+])
+def test_private_files_and_directories(target, path, owner, group, mode):
+    assert target.output_of(f"stat -f '%Su %Sg %Lp' {path}").split() == [owner, group, mode]
+
+
+def test_secrets_file_holds_the_current_secrets(target):
+    expected = hashlib.sha256(env_file_content(target.settings.secrets())).hexdigest()
+    assert target.output_of(f"shasum -a 256 {ENV_FILE}").split()[0] == expected, "hashes compared, values not shown"
+
+
+def test_the_gateway_runs_as_a_launch_daemon_as_the_service_user(target):
+    job = target.output_of(f"launchctl print system/{LABEL}")
+    assert "\tstate = running" in job and f"\tpath = /Library/LaunchDaemons/{LABEL}.plist" in job
+    pid = next(line.split(" = ")[1] for line in job.splitlines() if line.startswith("\tpid = "))
+    assert target.output_of(f"ps -o user= -p {pid}").strip() == USER
+
+
+def test_the_gateway_listens_on_loopback_only(target):
+    listing = target.output_of(f"lsof -nP -iTCP:{target.settings.gateway_port} -sTCP:LISTEN -Fn")
+    addresses = [line[1:].rsplit(":", 1)[0] for line in listing.splitlines() if line.startswith("n")]
+    assert addresses and set(addresses) <= {"127.0.0.1", "[::1]"}, addresses
+
+
+def test_the_gateway_answers_healthz(target):
+    target.output_of(f"curl -fsS -o /dev/null http://127.0.0.1:{target.settings.gateway_port}/healthz")
+
+
+def test_security_audit_has_no_critical_or_warning_findings(target):
+    audit = json.loads(target.output_of(f"{CLI} security audit --json 2>/dev/null"))
+    assert audit["summary"]["critical"] == 0 and audit["summary"]["warn"] == 0, [
+        (f["severity"], f["checkId"]) for f in audit["findings"] if f["severity"] in ("critical", "warn")]
+
+
+def test_pf_is_enabled_with_the_kits_anchor_as_rendered(target):
+    assert target.output_of("pfctl -s info 2>/dev/null | head -n 3").count("Status: Enabled") == 1
+    rules = target.output_of(f"pfctl -a {pf.ANCHOR} -sr 2>/dev/null")
+    assert "block drop in log quick all" in rules and f"port = {target.settings.gateway_port}" in rules
+    persisted = target.output_of(f"shasum -a 256 {pf.PERSISTED}").split()[0]
+    assert persisted == hashlib.sha256(pf.ruleset(target.settings).encode()).hexdigest()
+    conf = target.output_of(f"cat {pf.PF_CONF}").splitlines()
+    assert all(line in conf for line in pf.PF_CONF_LINES) and 'anchor "com.apple/*"' in conf
+
+
+def test_the_application_firewall_is_on_in_stealth_mode(target):
+    state = target.output_of(f"{SOCKETFILTERFW} --getglobalstate; {SOCKETFILTERFW} --getstealthmode")
+    assert "enabled" in state and "stealth mode is on" in state
+
+
+def test_sshd_takes_keys_only(target):
+    effective = target.output_of("sshd -T 2>/dev/null").splitlines()
+    for line in ("passwordauthentication no", "kbdinteractiveauthentication no", "permitemptypasswords no"):
+        assert line in effective
