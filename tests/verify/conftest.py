@@ -137,16 +137,7 @@ def load_targets(path: str, limit: list[str] | None) -> list[Target]:
 
 
 @pytest.fixture(autouse=True)
-def one_platform(request):
-    """A Mac gets the checks of test_macos.py, a Linux host all the others."""
-    target = getattr(request.node, "callspec", None) and request.node.callspec.params.get("target")
-    if isinstance(target, Target) and target.is_mac != (request.node.path.name == "test_macos.py"):
-        pytest.skip(f"{target.name} is {'a Mac' if target.is_mac else 'not a Mac'}: "
-                    f"{'test_macos.py holds its checks' if target.is_mac else 'checked by the other modules'}")
-
-
-@pytest.fixture(autouse=True)
-def slow_commands(request, one_platform):
+def slow_commands(request):
     """OpenClaw's CLI takes seconds of CPU per run (Node.js loading OpenClaw): start its runs on each
     host before its first check, so they overlap the other checks instead of adding to them."""
     from tests.verify.test_openclaw import SLOW_COMMANDS
@@ -168,3 +159,18 @@ def pytest_generate_tests(metafunc):
         metafunc.config.__dict__["_kit_targets"] = load_targets(path, metafunc.config.getoption("limit"))
     targets = metafunc.config.__dict__["_kit_targets"]
     metafunc.parametrize("target", targets, ids=[t.name for t in targets])
+
+
+def pytest_collection_modifyitems(config, items):
+    """A Mac gets the checks of test_macos.py, a Linux host all the others: the rest are deselected
+    (not skipped: nothing was left unchecked)."""
+    keep, drop = [], []
+    for item in items:
+        target = getattr(item, "callspec", None) and item.callspec.params.get("target")
+        if isinstance(target, Target) and target.is_mac != (item.path.name == "test_macos.py"):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -1,5 +1,5 @@
 """The promises of the macOS path, checked on a Mac (testinfra's service and socket modules do not
-work on macOS: launchctl print, lsof, pfctl, dscl instead). Only Macs run these (conftest.one_platform).
+work on macOS: launchctl print, lsof, pfctl, dscl instead). Only Macs run these (conftest.pytest_collection_modifyitems).
 Written against the recorded outputs of tests/unit/fixtures/macos15_arm64/; never run on a real Mac yet."""
 
 import hashlib
