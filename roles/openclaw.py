@@ -40,6 +40,8 @@ DESIRED_NAME = "openclaw.json"
 DESIRED_CONFIG = f"{CONFIG_DIR}/{DESIRED_NAME}"  # rendered from settings, validated before promotion
 CONFIG_CANDIDATE_DIR = "/var/lib/openclaw-kit/openclaw-config-candidate"
 LIVE_CONFIG = f"{STATE_DIR}/openclaw.json"  # what the gateway reads; 0600, as OpenClaw expects
+# Node's module compile cache for the CLI wrapper's runs (why: the wrapper's template).
+COMPILE_CACHE = f"{STATE_DIR}/.cache/node-compile-cache"
 PREFIX = "/opt/openclaw"
 CURRENT = f"{PREFIX}/current"
 CLI = "/usr/local/sbin/openclaw-kit-cli"
@@ -199,7 +201,8 @@ def openclaw(settings: HostSettings):
 
 def cli_data() -> dict:
     """What the CLI wrapper and the unit need to run OpenClaw as the service."""
-    return dict(service_user=USER, state_dir=STATE_DIR, env_file=ENV_FILE, live_config=LIVE_CONFIG, current=CURRENT)
+    return dict(service_user=USER, state_dir=STATE_DIR, env_file=ENV_FILE, live_config=LIVE_CONFIG, current=CURRENT,
+                compile_cache=COMPILE_CACHE)
 
 
 def install_script(*, release: str, node_dir: str, npm: str, version: str, proxy: str | None) -> str:

@@ -146,7 +146,7 @@ def test_the_cli_wrapper_runs_the_release_as_the_service_with_its_environment(tm
     release, state = tmp_path / "release", tmp_path / "state"
     (release / "bin").mkdir(parents=True)
     state.mkdir()
-    executable(release / "bin" / "openclaw", '#!/bin/sh\necho "args $*"; echo "uid $(id -u)"; env | grep -E "^(OPENCLAW_|HOME=)" | sort\n')
+    executable(release / "bin" / "openclaw", '#!/bin/sh\necho "args $*"; echo "uid $(id -u)"; env | grep -E "^(OPENCLAW_|NODE_|HOME=)" | sort\n')
     env_file = tmp_path / "gateway.env"
     env_file.write_text("OPENCLAW_GATEWAY_TOKEN='secret-for-the-test'\n")
     data = {**openclaw.cli_data(), "service_user": "root", "state_dir": str(state), "env_file": str(env_file),
@@ -158,6 +158,7 @@ def test_the_cli_wrapper_runs_the_release_as_the_service_with_its_environment(tm
     assert lines[:2] == ["args config validate", "uid 0"]
     assert f"HOME={state}" in lines and "OPENCLAW_GATEWAY_TOKEN=secret-for-the-test" in lines
     assert f"OPENCLAW_CONFIG_PATH={openclaw.LIVE_CONFIG}" in lines and "OPENCLAW_NO_AUTO_UPDATE=1" in lines
+    assert f"NODE_COMPILE_CACHE={openclaw.COMPILE_CACHE}" in lines
 
 
 # --- openclaw: the config merge tool --------------------------------------------------------------------------

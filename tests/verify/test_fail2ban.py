@@ -3,6 +3,7 @@ the kit's nftables sets."""
 
 import ipaddress
 import json
+import shlex
 
 import pytest
 
@@ -14,8 +15,18 @@ LOOPBACK = ["127.0.0.0/8", "::1/128"]
 JAILS = ["sshd", *[jail["name"] for jail in NGINX_JAILS]]
 
 
-def client(target, *args: str) -> str:
-    return target.host.check_output("fail2ban-client " + " ".join(args))
+def client(target, *commands: str) -> list[str]:
+    """fail2ban-client's answer to each command, asked in one interactive session: one start of
+    the client (a Python program) instead of one per command."""
+    script = "".join(f"{command}\n" for command in [*commands, "exit"])
+    output = target.host.check_output(f"printf %s {shlex.quote(script)} | fail2ban-client -i 2>&1")
+    # A banner, then every answer after its prompt; the last prompt is the one `exit` answered.
+    *answers, last = [answer.strip("\n") for answer in output.split("fail2ban> ")[1:]]
+    assert len(answers) == len(commands) and not last, output
+    # The interactive client exits 0 after a failed command, logging an ERROR (on stderr, so not
+    # necessarily next to its answer).
+    assert "ERROR" not in output, output
+    return answers
 
 
 def listed(output: str) -> list[str]:
@@ -36,7 +47,7 @@ def test_the_kit_files_are_live_as_rendered(target):
 
 
 def test_the_kit_jails_are_active(target):
-    status = client(target, "status")
+    (status,) = client(target, "status")
     active = [name.strip() for name in status.split("Jail list:", 1)[1].split(",")]
     assert sorted(active) == sorted(JAILS), status
 
@@ -46,19 +57,22 @@ def test_jail_settings_and_action(target, jail):
     settings = target.settings
     # What fail2ban really uses (an admin's jail.local could widen it), exactly: a wider list would
     # let attackers in those networks go unbanned. fail2ban shows a /32 or /128 as the bare address.
-    ignored = sorted(map(str, (ipaddress.ip_network(item) for item in listed(client(target, "get", jail, "ignoreip")))))
+    ignoreip, bantime, findtime, maxretry, actions = client(
+        target, *(f"get {jail} {name}" for name in ("ignoreip", "bantime", "findtime", "maxretry", "actions"))
+    )
+    ignored = sorted(map(str, (ipaddress.ip_network(item) for item in listed(ignoreip))))
     assert ignored == sorted(map(str, (ipaddress.ip_network(c) for c in [*LOOPBACK, *settings.admin_cidrs]))), jail
-    assert int(client(target, "get", jail, "bantime")) == settings.fail2ban_bantime_seconds
-    assert int(client(target, "get", jail, "findtime")) == settings.fail2ban_findtime_seconds
+    assert int(bantime) == settings.fail2ban_bantime_seconds
+    assert int(findtime) == settings.fail2ban_findtime_seconds
     factor = next((j.get("maxretry_factor", 1) for j in NGINX_JAILS if j["name"] == jail), 1)
-    assert int(client(target, "get", jail, "maxretry")) == settings.fail2ban_maxretry * factor
+    assert int(maxretry) == settings.fail2ban_maxretry * factor
     # "The jail sshd has the following actions:", then one per line.
-    assert client(target, "get", jail, "actions").strip().splitlines()[1:] == [ACTION]
+    assert actions.strip().splitlines()[1:] == [ACTION]
 
 
 def test_sshd_jail_reads_the_journal(target):
     # Debian's defaults-debian.conf enables sshd with the auto backend; the kit's systemd wins.
-    journal = client(target, "get", "sshd", "journalmatch")
+    (journal,) = client(target, "get sshd journalmatch")
     assert "sshd" in journal, journal
 
 

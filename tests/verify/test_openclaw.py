@@ -8,7 +8,18 @@ import pytest
 
 from openclaw_kit.platform import PLATFORMS
 from openclaw_kit.secrets import env_file_content
-from roles.openclaw import CLI, CONFIG_DIR, CURRENT, ENV_FILE, LIVE_CONFIG, LOG_DIR, SERVICE, STATE_DIR, USER
+from roles.openclaw import (
+    CLI,
+    COMPILE_CACHE,
+    CONFIG_DIR,
+    CURRENT,
+    ENV_FILE,
+    LIVE_CONFIG,
+    LOG_DIR,
+    SERVICE,
+    STATE_DIR,
+    USER,
+)
 
 MAX_EXPOSURE = 3.0
 CONFIG_VALIDATE = f"{CLI} config validate --json 2>/dev/null"
@@ -32,6 +43,8 @@ def test_service_user_cannot_log_in(target):
     (CONFIG_DIR, "root", USER, 0o750),
     (LIVE_CONFIG, USER, USER, 0o600),
     (ENV_FILE, USER, USER, 0o600),
+    # Made by the CLI wrapper's runs (the deploy's config check, verify's own): code only the service may change.
+    (COMPILE_CACHE, USER, USER, 0o700),
 ])
 def test_private_files_and_directories(target, path, owner, group, mode):
     found = target.host.file(path)
