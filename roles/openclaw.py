@@ -40,7 +40,8 @@ CONFIG_DIR = "/etc/openclaw"
 ENV_FILE = f"{CONFIG_DIR}/gateway.env"
 DESIRED_NAME = "openclaw.json"
 DESIRED_CONFIG = f"{CONFIG_DIR}/{DESIRED_NAME}"  # rendered from settings, validated before promotion
-CONFIG_CANDIDATE_DIR = "/var/lib/openclaw-kit/openclaw-config-candidate"
+KIT_STATE_DIR = "/var/lib/openclaw-kit"  # the kit's own working files (candidates, the state copy of a switch)
+CONFIG_CANDIDATE_DIR = f"{KIT_STATE_DIR}/openclaw-config-candidate"
 LIVE_CONFIG = f"{STATE_DIR}/openclaw.json"  # what the gateway reads; 0600, as OpenClaw expects
 PREFIX = "/opt/openclaw"
 CURRENT = f"{PREFIX}/current"
@@ -48,9 +49,9 @@ CLI = "/usr/local/sbin/openclaw-kit-cli"
 GATEWAY_SCRIPT = "/usr/local/sbin/openclaw-kit-gateway"  # switch, restart, health, rollback
 MERGE = "/usr/local/lib/openclaw-kit/merge-config.py"
 UNIT = f"/etc/systemd/system/{SERVICE}.service"
-# Seconds, for /healthz (and /readyz on a switch or restart). A first start takes 20-40 s here, but
-# 2.5 min was seen on a saturated 2-core machine: a small VPS under load must not fail a deploy whose
-# gateway is merely slow to come up.
+# Seconds, for /healthz after a restore (role backup); deploys use gateway_start_timeout_seconds (also
+# 180 by default). A first start takes 20-40 s here, but 2.5 min was seen on a saturated 2-core
+# machine: a small VPS under load must not fail a deploy whose gateway is merely slow to come up.
 HEALTH_TIMEOUT = 180
 
 # Pinned checksums of the Node.js builds the kit knows (a node_sha256 setting covers others).
@@ -160,7 +161,8 @@ def openclaw(settings: HostSettings):
         force=switching
         or host.get_fact(OwnedConfigDigest, path=LIVE_CONFIG, sections=sorted(sections)) != jsonconfig.digest(sections),
     )
-    gateway = dict(service=SERVICE, current=CURRENT, prefix=PREFIX, port=settings.gateway_port, timeout=HEALTH_TIMEOUT)
+    gateway = dict(service=SERVICE, current=CURRENT, prefix=PREFIX, state_dir=STATE_DIR, work_dir=KIT_STATE_DIR,
+                   port=settings.gateway_port, timeout=settings.gateway_start_timeout_seconds)
     template(name=f"Gateway lifecycle script {GATEWAY_SCRIPT}", role="openclaw", src="openclaw-kit-gateway.j2",
              dest=GATEWAY_SCRIPT, mode="750", **gateway)
 

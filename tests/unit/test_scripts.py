@@ -186,6 +186,8 @@ FAKE_SYSTEMCTL = """#!/bin/sh
 echo "systemctl $*" >> "$CALLS"
 behaviour=$(cat "$(readlink "$CURRENT")/behaviour" 2>/dev/null)
 case "$*" in
+  # A started gateway writes to its state (a new OpenClaw migrates it).
+  restart*) echo "started $(basename "$(readlink "$CURRENT")")" >> "$STATE/log" ;;
   *NRestarts*) if [ "$behaviour" = crash ]; then grep -c NRestarts "$CALLS"; else echo 0; fi ;;
   *ActiveState*) echo active ;;
   *SubState*) echo running ;;
@@ -225,14 +227,18 @@ def gateway_host(tmp_path, stand_ins):
         (prefix / "releases" / release / "behaviour").write_text("good")
     current = prefix / "current"
     current.symlink_to(prefix / "releases" / OLD)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "log").write_text("before the switch\n")
     executable(tmp_path / "bin" / "systemctl", FAKE_SYSTEMCTL)
     executable(tmp_path / "bin" / "journalctl", '#!/bin/sh\necho "gateway: listening failed"\n')
     handler = type("Handler", (GatewayStandIn,), {"current": current})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    data = dict(service=openclaw.SERVICE, current=str(current), prefix=str(prefix), port=server.server_address[1], timeout=3)
+    data = dict(service=openclaw.SERVICE, current=str(current), prefix=str(prefix), state_dir=str(state),
+                work_dir=str(tmp_path / "kit"), port=server.server_address[1], timeout=3)
     script = executable(tmp_path / "openclaw-kit-gateway", render("openclaw", "openclaw-kit-gateway.j2", **data))
-    yield script, prefix, {**env, "CALLS": str(calls), "CURRENT": str(current)}, calls
+    yield script, prefix, {**env, "CALLS": str(calls), "CURRENT": str(current), "STATE": str(state)}, calls
     server.shutdown()
 
 
@@ -250,6 +256,10 @@ def test_a_healthy_release_is_switched_to_and_the_old_one_removed(gateway_host, 
     assert os.readlink(prefix / "current") == str(prefix / "releases" / NEW) and restarts(calls) == 1
     assert sorted(p.name for p in prefix.iterdir()) == ["current", "node-v24.22.3", "releases"]
     assert [p.name for p in (prefix / "releases").iterdir()] == [NEW]
+    # The gateway was stopped before its state was copied; the copy is gone once the new one is healthy.
+    assert "systemctl stop openclaw-gateway.service" in calls.read_text()
+    assert (prefix.parent / "state" / "log").read_text() == f"before the switch\nstarted {NEW}\n"
+    assert not (prefix.parent / "kit" / "state-before-switch").exists()
 
 
 @pytest.mark.parametrize("behaviour, reason", [
@@ -263,9 +273,15 @@ def test_a_release_that_does_not_come_up_is_rolled_back(gateway_host, behaviour,
     failed = run(script, "switch", str(prefix / "releases" / NEW), env=env)
     assert failed.returncode == 1
     assert reason in failed.stderr, failed.stderr
+    kit = prefix.parent / "kit"
     assert ("UPGRADE FAILED, ROLLED BACK: OpenClaw 2026.9.6 on Node.js 24.22.3 did not become healthy "
             f"({reason}); {prefix}/current points at OpenClaw 2026.9.5 on Node.js 24.21.0 again, which is running "
-            "and healthy.") in failed.stderr
+            "and healthy on the state it had before the switch (what the new release made of it is kept in "
+            f"{kit}/state-of-failed-switch).") in failed.stderr
+    # The old gateway got its state back as it was; what the new one wrote is kept aside.
+    assert (prefix.parent / "state" / "log").read_text() == f"before the switch\nstarted {OLD}\n"
+    assert (kit / "state-of-failed-switch" / "log").read_text() == f"before the switch\nstarted {NEW}\n"
+    assert oct((prefix.parent / "state").stat().st_mode & 0o777) == "0o700" and not (kit / "state-before-switch").exists()
     assert "gateway: listening failed" in failed.stderr  # the journal, for the cause
     # Switched back and restarted on the old release; the failed one and its Node.js are gone, the host as before.
     assert os.readlink(prefix / "current") == str(prefix / "releases" / OLD) and restarts(calls) == 2
@@ -599,7 +615,8 @@ def shell_scripts() -> dict[str, str]:
         "restore": render("backup", "openclaw-kit-restore.j2", **backup.restore_data(backup_settings(BACKUP_SFTP))),
         "openclaw CLI": render("openclaw", "openclaw-kit-cli.j2", **openclaw.cli_data()),
         "openclaw gateway lifecycle": render("openclaw", "openclaw-kit-gateway.j2", service=openclaw.SERVICE,
-                                             current=openclaw.CURRENT, prefix=openclaw.PREFIX, port=18789, timeout=180),
+                                             current=openclaw.CURRENT, prefix=openclaw.PREFIX, state_dir=openclaw.STATE_DIR,
+                                             work_dir=openclaw.KIT_STATE_DIR, port=18789, timeout=180),
         "wireguard key": "#!/bin/sh\n" + render("wireguard", "make-key.sh.j2", key_path="/etc/wireguard/wg0.key"),
         "wireguard apply": "#!/bin/sh\n" + wireguard.apply_command(mesh_settings()),
         "sshd check": "#!/bin/sh\n" + sshd_check_script(port=22, ssh_user="deploy", allow_groups=["sshusers"]),
