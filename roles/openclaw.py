@@ -3,7 +3,9 @@
 Node.js and OpenClaw are pinned and installed side by side per version under /opt/openclaw, owned
 by root (the service cannot modify its own code). A new config is validated by the OpenClaw
 version that will run it before it replaces the live one, so a rejected config never reaches the
-running gateway. After a restart the deploy waits for /healthz.
+running gateway. A new release is switched to by one script on the host (openclaw-kit-gateway), which
+restarts the gateway, waits for /healthz and /readyz, and switches back to the previous release when
+the new one does not come up.
 """
 
 from __future__ import annotations
@@ -38,17 +40,20 @@ CONFIG_DIR = "/etc/openclaw"
 ENV_FILE = f"{CONFIG_DIR}/gateway.env"
 DESIRED_NAME = "openclaw.json"
 DESIRED_CONFIG = f"{CONFIG_DIR}/{DESIRED_NAME}"  # rendered from settings, validated before promotion
-CONFIG_CANDIDATE_DIR = "/var/lib/openclaw-kit/openclaw-config-candidate"
+KIT_STATE_DIR = "/var/lib/openclaw-kit"  # the kit's own working files (candidates, the state copy of a switch)
+CONFIG_CANDIDATE_DIR = f"{KIT_STATE_DIR}/openclaw-config-candidate"
 LIVE_CONFIG = f"{STATE_DIR}/openclaw.json"  # what the gateway reads; 0600, as OpenClaw expects
 # Node's module compile cache for the CLI wrapper's runs (why: the wrapper's template).
 COMPILE_CACHE = f"{STATE_DIR}/.cache/node-compile-cache"
 PREFIX = "/opt/openclaw"
 CURRENT = f"{PREFIX}/current"
 CLI = "/usr/local/sbin/openclaw-kit-cli"
+GATEWAY_SCRIPT = "/usr/local/sbin/openclaw-kit-gateway"  # switch, restart, health, rollback
 MERGE = "/usr/local/lib/openclaw-kit/merge-config.py"
 UNIT = f"/etc/systemd/system/{SERVICE}.service"
-# Seconds. A first start takes 20-40 s here, but 2.5 min was seen on a saturated 2-core machine: a
-# small VPS under load must not fail a deploy whose gateway is merely slow to come up.
+# Seconds, for /healthz after a restore (role backup); deploys use gateway_start_timeout_seconds (also
+# 180 by default). A first start takes 20-40 s here, but 2.5 min was seen on a saturated 2-core
+# machine: a small VPS under load must not fail a deploy whose gateway is merely slow to come up.
 HEALTH_TIMEOUT = 180
 
 # Pinned checksums of the Node.js builds the kit knows (a node_sha256 setting covers others).
@@ -58,6 +63,7 @@ NODE_SHA256 = {
     ("nodejs-dist", "24.21.0", "x64"): "fd8e59d5a511510f6a298afb548f18c7d2b1be404d8b4a27d94fbe49f56cb2d6",
     ("nodejs-dist", "24.21.0", "arm64"): "6ad1325edbdb5649c379b75a237147a666c95d4f9ae8d340fef2d1575d289ad2",
     ("npm-package", "24.21.0", "x64"): "61ecf27ad70afee991b671c28561eb497028294a67d132f9bbaac9ad73f81d3b",
+    ("npm-package", "24.22.3", "x64"): "6d747cda21df616c78e9ed4f8a816cbacd25f24c1abb4d9aa26773d000e24bd9",
 }
 # The npm-package builds carry node only; npm itself comes the same way, pinned.
 NPM_VERSION = "11.21.2"
@@ -157,46 +163,38 @@ def openclaw(settings: HostSettings):
         force=switching
         or host.get_fact(OwnedConfigDigest, path=LIVE_CONFIG, sections=sorted(sections)) != jsonconfig.digest(sections),
     )
-    switch_op = None
-    if switching:
-        switch_op = server.shell(
-            name=f"Switch {CURRENT} to OpenClaw {settings.openclaw_version}",
-            commands=[render("openclaw", "switch-release.sh.j2", release=release, current=CURRENT)],
-        )
+    gateway = dict(service=SERVICE, current=CURRENT, prefix=PREFIX, state_dir=STATE_DIR, work_dir=KIT_STATE_DIR,
+                   port=settings.gateway_port, timeout=settings.gateway_start_timeout_seconds)
+    template(name=f"Gateway lifecycle script {GATEWAY_SCRIPT}", role="openclaw", src="openclaw-kit-gateway.j2",
+             dest=GATEWAY_SCRIPT, mode="750", **gateway)
 
     # The service.
     unit_op = template(name=f"Unit {UNIT}", role="openclaw", src="openclaw-gateway.service.j2", dest=UNIT,
-                       openclaw_version=settings.openclaw_version, port=settings.gateway_port, log_dir=LOG_DIR,
-                       **cli_data())
+                       port=settings.gateway_port, log_dir=LOG_DIR, **cli_data())
     systemd.daemon_reload(name="Reload systemd for the new unit", _if=unit_op.did_change)
-    # Restart first, then ensure running: a fresh host starts once (a start killed a moment later
-    # can leave OpenClaw's state migration half done), and a stopped gateway is started by the second.
-    # reset-failed first: restarts the deploy asks for must not count toward systemd's crash-loop
-    # start limit (several deploys in a few minutes would otherwise be refused a restart).
-    restart_op = server.shell(
-        name=f"Restart {SERVICE} for its new code, config or secrets",
-        commands=[
-            f"systemctl reset-failed {SERVICE}.service 2>/dev/null || true",
-            f"systemctl restart {SERVICE}.service",
-        ],
-        _if=any_changed(*[op for op in (secrets_op, promote_op, switch_op, unit_op) if op is not None]),
-    )
+    if switching:
+        # One script on the host: switch, restart, wait for health, and on failure switch back and fail
+        # the deploy; the previous release is removed only once the new one is healthy.
+        server.shell(
+            name=f"Switch to OpenClaw {settings.openclaw_version} on Node.js {settings.node_version}, "
+                 "rolled back unless healthy",
+            commands=[f"{GATEWAY_SCRIPT} switch {shlex.quote(release)}"],
+        )
+    else:
+        # Restart first, then ensure running: a stopped gateway is started by the second.
+        server.shell(
+            name=f"Restart {SERVICE} for its new config or secrets, wait for health",
+            commands=[f"{GATEWAY_SCRIPT} restart"],
+            _if=any_changed(secrets_op, promote_op, unit_op),
+        )
     running_op = systemd.service(
         name=f"{SERVICE} enabled and running", service=f"{SERVICE}.service", running=True, enabled=True
     )
     server.shell(
-        name=f"Wait for {SERVICE} to answer /healthz",
-        commands=[health_wait(settings.gateway_port)],
-        _if=any_changed(running_op, restart_op),
+        name=f"Wait for {SERVICE} to answer /healthz and /readyz",
+        commands=[f"{GATEWAY_SCRIPT} wait"],
+        _if=running_op.did_change,
     )
-    if switching:
-        server.shell(
-            name="Remove releases other than the running one",
-            commands=[
-                f"find {PREFIX}/releases -mindepth 1 -maxdepth 1 ! -path {release} -exec rm -rf {{}} +",
-                f"find {PREFIX} -mindepth 1 -maxdepth 1 -name 'node-v*' ! -path {node_dir} -exec rm -rf {{}} +",
-            ],
-        )
 
 
 def cli_data() -> dict:

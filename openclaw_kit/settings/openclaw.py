@@ -108,6 +108,10 @@ class OpenclawSettings(Strict):
     node_dist_url: HttpsUrl = "https://nodejs.org/dist"
     node_sha256: Sha256 | None = None
     gateway_port: Annotated[int, Field(ge=1024, le=65535)] = 18789
+    # How long a deploy waits for a (re)started gateway to answer /healthz and /readyz before it fails
+    # (and, after a switch to a new release, rolls back): a slow host's first start after an upgrade
+    # (OpenClaw migrates its state then) can take minutes.
+    gateway_start_timeout_seconds: Annotated[int, Field(ge=30, le=3600)] = 180
     gateway_token: SecretRef = Field(default="${OPENCLAW_GATEWAY_TOKEN}", validate_default=True)
     channels: Channels = Channels()
 

@@ -13,7 +13,9 @@ import os
 import shutil
 import stat
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -174,6 +176,166 @@ def test_the_merge_tool_replaces_the_kits_sections_and_keeps_openclaws(tmp_path)
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     digest = subprocess.run([str(tool), "--digest", str(out), "channels", "gateway"], capture_output=True, text=True).stdout.strip()
     assert digest == openclaw.jsonconfig.digest({"channels": {}, "gateway": {"port": 1}})
+
+
+# --- openclaw: switch, restart, health, rollback ----------------------------------------------------------------
+
+OLD, NEW = "openclaw-2026.9.5-node-v24.21.0", "openclaw-2026.9.6-node-v24.22.3"
+# The systemd stand-in answers for the release `current` points at, as systemd would for its gateway:
+# a release whose `behaviour` file says "crash" keeps exiting and being restarted (NRestarts grows).
+FAKE_SYSTEMCTL = """#!/bin/sh
+echo "systemctl $*" >> "$CALLS"
+behaviour=$(cat "$(readlink "$CURRENT")/behaviour" 2>/dev/null)
+case "$*" in
+  # A started gateway writes to its state (a new OpenClaw migrates it).
+  restart*) echo "started $(basename "$(readlink "$CURRENT")")" >> "$STATE/log" ;;
+  *NRestarts*) if [ "$behaviour" = crash ]; then grep -c NRestarts "$CALLS"; else echo 0; fi ;;
+  *ActiveState*) echo active ;;
+  *SubState*) echo running ;;
+esac
+"""
+
+
+class GatewayStandIn(BaseHTTPRequestHandler):
+    """The gateway's probes on loopback, answering as the release `current` points at behaves."""
+
+    current: Path
+
+    def do_GET(self):
+        behaviour = (self.current.resolve() / "behaviour").read_text().strip() if self.current.exists() else "down"
+        answers = {"good": (200, 200), "no-readyz": (200, 404), "not-ready": (200, 503)}
+        healthz, readyz = answers.get(behaviour, (503, 503))
+        self.send_response(healthz if self.path == "/healthz" else readyz)
+        self.end_headers()
+        self.wfile.write(b'{"ready": false, "failing": ["telegram"]}' if self.path == "/readyz" and readyz == 503 else b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def gateway_host(tmp_path, stand_ins):
+    """/opt/openclaw in miniature: two releases on their own Node.js, `current` at the old one, the
+    lifecycle script rendered as the role renders it (3 s bound) and a gateway answering on loopback."""
+    env, calls = stand_ins
+    prefix = tmp_path / "opt"
+    for release, node in ((OLD, "node-v24.21.0"), (NEW, "node-v24.22.3")):
+        (prefix / node / "bin").mkdir(parents=True)
+        (prefix / node / "bin" / "node").write_text("")
+        (prefix / "releases" / release / "bin").mkdir(parents=True)
+        (prefix / "releases" / release / "bin" / "node").symlink_to(prefix / node / "bin" / "node")
+        (prefix / "releases" / release / ".installed").touch()
+        (prefix / "releases" / release / "behaviour").write_text("good")
+    current = prefix / "current"
+    current.symlink_to(prefix / "releases" / OLD)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "log").write_text("before the switch\n")
+    executable(tmp_path / "bin" / "systemctl", FAKE_SYSTEMCTL)
+    executable(tmp_path / "bin" / "journalctl", '#!/bin/sh\necho "gateway: listening failed"\n')
+    handler = type("Handler", (GatewayStandIn,), {"current": current})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    data = dict(service=openclaw.SERVICE, current=str(current), prefix=str(prefix), state_dir=str(state),
+                work_dir=str(tmp_path / "kit"), port=server.server_address[1], timeout=3)
+    script = executable(tmp_path / "openclaw-kit-gateway", render("openclaw", "openclaw-kit-gateway.j2", **data))
+    yield script, prefix, {**env, "CALLS": str(calls), "CURRENT": str(current), "STATE": str(state)}, calls
+    server.shutdown()
+
+
+def restarts(calls: Path) -> int:
+    return calls.read_text().count("systemctl restart openclaw-gateway.service") if calls.exists() else 0
+
+
+@pytest.mark.parametrize("behaviour", ["good", "no-readyz"])
+def test_a_healthy_release_is_switched_to_and_the_old_one_removed(gateway_host, behaviour):
+    script, prefix, env, calls = gateway_host
+    (prefix / "releases" / NEW / "behaviour").write_text(behaviour)  # a release without /readyz answers 404 there
+    done = run(script, "switch", str(prefix / "releases" / NEW), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "switched to OpenClaw 2026.9.6 on Node.js 24.22.3, was OpenClaw 2026.9.5 on Node.js 24.21.0" in done.stdout
+    assert os.readlink(prefix / "current") == str(prefix / "releases" / NEW) and restarts(calls) == 1
+    assert sorted(p.name for p in prefix.iterdir()) == ["current", "node-v24.22.3", "releases"]
+    assert [p.name for p in (prefix / "releases").iterdir()] == [NEW]
+    # The gateway was stopped before its state was copied; the copy is gone once the new one is healthy.
+    assert "systemctl stop openclaw-gateway.service" in calls.read_text()
+    assert (prefix.parent / "state" / "log").read_text() == f"before the switch\nstarted {NEW}\n"
+    assert not (prefix.parent / "kit" / "state-before-switch").exists()
+
+
+@pytest.mark.parametrize("behaviour, reason", [
+    ("crash", "the gateway exited while starting (systemd restarted it)"),
+    ("down", "no healthy answer within 3s (last: /healthz: 503 {})"),
+    ("not-ready", 'no healthy answer within 3s (last: /readyz: 503 {"ready": false, "failing": ["telegram"]})'),
+])
+def test_a_release_that_does_not_come_up_is_rolled_back(gateway_host, behaviour, reason):
+    script, prefix, env, calls = gateway_host
+    (prefix / "releases" / NEW / "behaviour").write_text(behaviour)
+    failed = run(script, "switch", str(prefix / "releases" / NEW), env=env)
+    assert failed.returncode == 1
+    assert reason in failed.stderr, failed.stderr
+    kit = prefix.parent / "kit"
+    assert ("UPGRADE FAILED, ROLLED BACK: OpenClaw 2026.9.6 on Node.js 24.22.3 did not become healthy "
+            f"({reason}); {prefix}/current points at OpenClaw 2026.9.5 on Node.js 24.21.0 again, which is running "
+            "and healthy on the state it had before the switch (what the new release made of it is kept in "
+            f"{kit}/state-of-failed-switch).") in failed.stderr
+    # The old gateway got its state back as it was; what the new one wrote is kept aside.
+    assert (prefix.parent / "state" / "log").read_text() == f"before the switch\nstarted {OLD}\n"
+    assert (kit / "state-of-failed-switch" / "log").read_text() == f"before the switch\nstarted {NEW}\n"
+    assert oct((prefix.parent / "state").stat().st_mode & 0o777) == "0o700" and not (kit / "state-before-switch").exists()
+    assert "gateway: listening failed" in failed.stderr  # the journal, for the cause
+    # Switched back and restarted on the old release; the failed one and its Node.js are gone, the host as before.
+    assert os.readlink(prefix / "current") == str(prefix / "releases" / OLD) and restarts(calls) == 2
+    assert sorted(p.name for p in prefix.iterdir()) == ["current", "node-v24.21.0", "releases"]
+    assert [p.name for p in (prefix / "releases").iterdir()] == [OLD]
+
+
+def test_a_rollback_that_does_not_come_up_either_says_so(gateway_host):
+    script, prefix, env, calls = gateway_host
+    (prefix / "releases" / NEW / "behaviour").write_text("crash")
+    (prefix / "releases" / OLD / "behaviour").write_text("down")
+    failed = run(script, "switch", str(prefix / "releases" / NEW), env=env)
+    assert failed.returncode == 1
+    assert ("UPGRADE FAILED, ROLLBACK FAILED: OpenClaw 2026.9.6 on Node.js 24.22.3 did not become healthy (the gateway "
+            "exited while starting (systemd restarted it)), and OpenClaw 2026.9.5 on Node.js 24.21.0 did not come back "
+            "either (no healthy answer within 3s") in failed.stderr
+    assert os.readlink(prefix / "current") == str(prefix / "releases" / OLD)
+
+
+def test_a_first_release_that_does_not_come_up_fails_with_nothing_to_roll_back_to(gateway_host):
+    script, prefix, env, calls = gateway_host
+    (prefix / "current").unlink()
+    (prefix / "releases" / NEW / "behaviour").write_text("crash")
+    failed = run(script, "switch", str(prefix / "releases" / NEW), env=env)
+    assert failed.returncode == 1 and "there is no previous release to roll back to" in failed.stderr
+    assert os.readlink(prefix / "current") == str(prefix / "releases" / NEW) and restarts(calls) == 1
+
+
+def test_switching_to_the_running_healthy_release_changes_nothing(gateway_host):
+    script, prefix, env, calls = gateway_host
+    done = run(script, "switch", str(prefix / "releases" / OLD), env=env)
+    assert done.returncode == 0 and "already running and healthy" in done.stdout
+    assert restarts(calls) == 0 and (prefix / "releases" / NEW).exists() and (prefix / "node-v24.22.3").exists()
+
+
+def test_an_incomplete_release_is_refused_before_anything_changes(gateway_host):
+    script, prefix, env, calls = gateway_host
+    (prefix / "releases" / NEW / ".installed").unlink()
+    refused = run(script, "switch", str(prefix / "releases" / NEW), env=env)
+    assert refused.returncode == 1 and "is not a complete release" in refused.stderr
+    assert os.readlink(prefix / "current") == str(prefix / "releases" / OLD) and restarts(calls) == 0
+
+
+@pytest.mark.parametrize("behaviour", ["good", "crash"])
+def test_restart_and_wait_report_an_unhealthy_gateway(gateway_host, behaviour):
+    script, prefix, env, calls = gateway_host
+    (prefix / "releases" / OLD / "behaviour").write_text(behaviour)
+    for mode in ("restart", "wait"):
+        done = run(script, mode, env=env)
+        assert done.returncode == (0 if behaviour == "good" else 1), done.stderr
+    assert restarts(calls) == 1 and os.readlink(prefix / "current") == str(prefix / "releases" / OLD)
+    if behaviour == "crash":
+        assert "openclaw-gateway.service is not healthy: the gateway exited while starting" in done.stderr
 
 
 # --- firewall: apply, confirm, roll back ---------------------------------------------------------------------
@@ -453,6 +615,9 @@ def shell_scripts() -> dict[str, str]:
                                       **backup.restic_data(backup_settings(BACKUP_S3).offsite_backup)),
         "restore": render("backup", "openclaw-kit-restore.j2", **backup.restore_data(backup_settings(BACKUP_SFTP))),
         "openclaw CLI": render("openclaw", "openclaw-kit-cli.j2", **openclaw.cli_data()),
+        "openclaw gateway lifecycle": render("openclaw", "openclaw-kit-gateway.j2", service=openclaw.SERVICE,
+                                             current=openclaw.CURRENT, prefix=openclaw.PREFIX, state_dir=openclaw.STATE_DIR,
+                                             work_dir=openclaw.KIT_STATE_DIR, port=18789, timeout=180),
         "wireguard key": "#!/bin/sh\n" + render("wireguard", "make-key.sh.j2", key_path="/etc/wireguard/wg0.key"),
         "wireguard apply": "#!/bin/sh\n" + wireguard.apply_command(mesh_settings()),
         "sshd check": "#!/bin/sh\n" + sshd_check_script(port=22, ssh_user="deploy", allow_groups=["sshusers"]),

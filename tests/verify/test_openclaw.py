@@ -16,6 +16,7 @@ from roles.openclaw import (
     ENV_FILE,
     LIVE_CONFIG,
     LOG_DIR,
+    PREFIX,
     SERVICE,
     STATE_DIR,
     USER,
@@ -80,6 +81,20 @@ def test_gateway_answers_healthz_on_loopback_only(target):
     listeners = target.host.check_output(f"ss -Hltn 'sport = :{port}'")
     addresses = {line.split()[3].rsplit(":", 1)[0] for line in listeners.splitlines()}
     assert addresses and addresses <= {"127.0.0.1", "[::1]"}, listeners
+
+
+def test_gateway_is_ready(target):
+    # What an upgrade waits for besides /healthz (503 while a channel is not ready).
+    port = target.settings.gateway_port
+    status = target.host.run(f"python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/readyz', timeout=5).status)\"")
+    assert status.stdout.strip() == "200", status.stdout + status.stderr
+
+
+def test_only_the_running_release_is_installed(target):
+    # Upgrades remove the previous release once the new one is healthy, a rollback the failed one.
+    release = target.host.check_output(f"readlink {CURRENT}")
+    node_dir = target.host.check_output(f"readlink {release}/bin/node").removesuffix("/bin/node")
+    assert target.host.check_output(f"ls -d {PREFIX}/releases/* {PREFIX}/node-v*").split() == sorted([node_dir, release])
 
 
 def test_unit_is_sandboxed(target):
