@@ -99,7 +99,7 @@ def openclaw(settings: HostSettings):
     # 2026.9.6, `openclaw secrets reload` answers ok and keeps the old values, so a changed
     # file restarts the gateway below.
     secret_values = settings.secrets()
-    rotated = changed_names(host.get_fact(EnvFileDigests, path=ENV_FILE, salt=DIGEST_SALT), secret_values)
+    rotated = changed_names(host.get_fact(EnvFileDigests, path=ENV_FILE, salt=DIGEST_SALT) or {}, secret_values)
     secrets_op = secret_file(
         name=f"Secrets file {ENV_FILE}" + (f" (changed: {', '.join(rotated)})" if rotated else ""),
         path=ENV_FILE,

@@ -77,6 +77,8 @@ def test_no_secret_in_pyinfra_output_on_a_fake_host(tmp_path, flags):
     assert run.returncode == 0, output[-3000:]
     assert "gateway.env" in output, "the secrets operation must be part of the run"
     assert "SENTINEL" not in output
+    # A fresh host: both secrets are new, named and nothing more.
+    assert "gateway.env (changed: OPENCLAW_GATEWAY_TOKEN, TELEGRAM_BOT_TOKEN)" in output
 
 
 def test_kit_token_prints_the_token_alone_on_stdout_and_the_rotation_steps_on_stderr():
