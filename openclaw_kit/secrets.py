@@ -133,7 +133,9 @@ class EnvFileDigests(FactBase):
 
     def command(self, path: str, salt: str) -> str:
         q = shlex.quote
-        digest = f"$(printf '%s%s' {q(salt)} \"$line\" | sha256sum | cut -c1-64)"
+        # sha256sum on Linux, shasum on macOS (whose gateway has the same env file).
+        sha256 = "if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi"
+        digest = f"$(printf '%s%s' {q(salt)} \"$line\" | {sha256} | cut -c1-64)"
         return (
             f"if [ -f {q(path)} ]; then while IFS= read -r line || [ -n \"$line\" ]; do "
             f"printf '%s %s\\n' \"${{line%%=*}}\" \"{digest}\"; done < {q(path)}; fi"
