@@ -13,12 +13,13 @@ import io
 import os
 import re
 import secrets as _random
+import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.facts.files import File, Sha256File
 
 REFERENCE = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}$")
@@ -103,6 +104,18 @@ def generate_token() -> str:
     return _random.token_hex(32)
 
 
+ROTATION_STEPS = """\
+To rotate the gateway token (or any secret: a bot token the same way, under its own name):
+  1. Replace the value where the deploy reads it: OPENCLAW_GATEWAY_TOKEN=<the token above> in .env
+     (chmod 600), or in the environment of the deploy, which wins over .env.
+  2. Re-run the deploy: .venv/bin/pyinfra INVENTORY deploy.py
+     It rewrites the host's 0600 /etc/openclaw/gateway.env, names what changed (by name only):
+       openclaw | Secrets file /etc/openclaw/gateway.env (changed: OPENCLAW_GATEWAY_TOKEN)
+     then restarts the gateway and waits for /healthz.
+  3. Give the new token to the Control UI and every client: the old one now gets 401, and
+     connections opened with it are closed. A second run changes nothing."""
+
+
 def env_file_content(values: Mapping[str, Secret | str]) -> bytes:
     """A systemd EnvironmentFile; values are single-quoted, which systemd strips."""
     lines = []
@@ -112,6 +125,40 @@ def env_file_content(values: Mapping[str, Secret | str]) -> bytes:
             raise ValueError(f"{key}: a value for an environment file cannot contain a newline or a quote")
         lines.append(f"{key}='{raw}'\n")
     return "".join(lines).encode()
+
+
+class EnvFileDigests(FactBase):
+    """NAME -> salted sha256 of each `NAME='value'` line of an environment file ({} when there is
+    none): which secrets differ is known without a value, or an unsalted hash of one, leaving the host."""
+
+    def command(self, path: str, salt: str) -> str:
+        q = shlex.quote
+        # sha256sum on Linux, shasum on macOS (whose gateway has the same env file).
+        sha256 = "if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi"
+        digest = f"$(printf '%s%s' {q(salt)} \"$line\" | {sha256} | cut -c1-64)"
+        return (
+            f"if [ -f {q(path)} ]; then while IFS= read -r line || [ -n \"$line\" ]; do "
+            f"printf '%s %s\\n' \"${{line%%=*}}\" \"{digest}\"; done < {q(path)}; fi"
+        )
+
+    def process(self, output) -> dict[str, str]:
+        return dict(line.split(" ", 1) for line in output if " " in line)
+
+
+# One salt per run: the digests above are compared within a run, never kept.
+DIGEST_SALT = _random.token_hex(16)
+
+
+def line_digests(values: Mapping[str, Secret | str], salt: str = DIGEST_SALT) -> dict[str, str]:
+    """What EnvFileDigests reads from a host whose file holds `values`."""
+    lines = env_file_content(values).decode().splitlines()
+    return {line.partition("=")[0]: hashlib.sha256(f"{salt}{line}".encode()).hexdigest() for line in lines}
+
+
+def changed_names(on_host: Mapping[str, str], values: Mapping[str, Secret | str], salt: str = DIGEST_SALT) -> list[str]:
+    """Names of the secrets that are new, different or gone on the host: what a rotation reports."""
+    wanted = line_digests(values, salt)
+    return sorted(name for name in {*on_host, *wanted} if on_host.get(name) != wanted.get(name))
 
 
 @operation(is_idempotent=True)
@@ -151,5 +198,7 @@ if __name__ == "__main__":
     # `python -m openclaw_kit.secrets token` (or `./kit token`) prints a fresh gateway token for your .env file.
     if sys.argv[1:] == ["token"]:
         print(generate_token())
+        # On stderr, so `$(./kit token)` captures the token alone.
+        print(ROTATION_STEPS, file=sys.stderr)
     else:
         sys.exit("usage: python -m openclaw_kit.secrets token")

@@ -27,7 +27,7 @@ from openclaw_kit.errors import ControllerError, SettingsError
 from openclaw_kit.operations import checked_config, promote_files
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
-from openclaw_kit.secrets import secret_file
+from openclaw_kit.secrets import DIGEST_SALT, EnvFileDigests, changed_names, secret_file
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import render, template
 
@@ -102,10 +102,16 @@ def openclaw(settings: HostSettings):
     files.directory(name=f"Log directory {LOG_DIR}", path=LOG_DIR, user=USER, group=USER, mode="750")
     # Readable by the service's group only: the config references secrets, it does not hold them.
     files.directory(name=f"Config directory {CONFIG_DIR}", path=CONFIG_DIR, user="root", group=USER, mode="750")
+    # A rotation is reported by name: compared by salted digests, no value leaves either side.
+    # The gateway reads this file only when it starts (systemd's EnvironmentFile): measured on
+    # 2026.9.6, `openclaw secrets reload` answers ok and keeps the old values, so a changed
+    # file restarts the gateway below.
+    secret_values = settings.secrets()
+    rotated = changed_names(host.get_fact(EnvFileDigests, path=ENV_FILE, salt=DIGEST_SALT) or {}, secret_values)
     secrets_op = secret_file(
-        name=f"Secrets file {ENV_FILE}",
+        name=f"Secrets file {ENV_FILE}" + (f" (changed: {', '.join(rotated)})" if rotated else ""),
         path=ENV_FILE,
-        values=settings.secrets(),
+        values=secret_values,
         user=USER,
         group=USER,
         private_dir=f"/tmp/openclaw-kit-{host.data.get('ssh_user') or 'root'}",

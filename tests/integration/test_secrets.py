@@ -1,4 +1,4 @@
-"""Sentinel secrets deployed to a real host under every verbose flag: zero hits in any output."""
+"""Sentinel secrets deployed to a real host under every verbose flag: zero hits in any output, the rotation named."""
 
 import hashlib
 
@@ -29,6 +29,8 @@ def test_sentinel_secrets_never_reach_output(sandbox_state, kit_env, flags, tmp_
     assert run.returncode == 0, output[-4000:]
     assert "gateway.env" in output
     assert output.count("SENTINEL") == 0
+    # Every run here is a rotation (a new value each time): named, by name only.
+    assert "(changed: OPENCLAW_GATEWAY_TOKEN)" in output
     if PLAN_ONLY in flags:
         return
 

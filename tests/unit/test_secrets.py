@@ -77,3 +77,44 @@ def test_no_secret_in_pyinfra_output_on_a_fake_host(tmp_path, flags):
     assert run.returncode == 0, output[-3000:]
     assert "gateway.env" in output, "the secrets operation must be part of the run"
     assert "SENTINEL" not in output
+    # A fresh host: both secrets are new, named and nothing more.
+    assert "gateway.env (changed: OPENCLAW_GATEWAY_TOKEN, TELEGRAM_BOT_TOKEN)" in output
+
+
+def test_kit_token_prints_the_token_alone_on_stdout_and_the_rotation_steps_on_stderr():
+    run = subprocess.run([sys.executable, "-m", "openclaw_kit.secrets", "token"], cwd=REPO, capture_output=True, text=True, check=True)
+    token = run.stdout.strip()
+    assert run.stdout == token + "\n" and len(token) == 64 and int(token, 16) >= 0, "$(./kit token) must capture the token only"
+    steps = run.stderr
+    assert "OPENCLAW_GATEWAY_TOKEN=" in steps and ".env" in steps and "deploy.py" in steps
+    assert "(changed: OPENCLAW_GATEWAY_TOKEN)" in steps and "401" in steps
+    assert token not in steps, "the steps never repeat the value"
+
+
+def test_changed_names_names_new_different_and_removed_secrets_only():
+    values = {"OPENCLAW_GATEWAY_TOKEN": Secret("OPENCLAW_GATEWAY_TOKEN", "a" * 64),
+              "TELEGRAM_BOT_TOKEN": Secret("TELEGRAM_BOT_TOKEN", "123:abc")}
+    on_host = secrets.line_digests(values, salt="s")
+    assert secrets.changed_names(on_host, values, salt="s") == []
+    rotated = {**values, "TELEGRAM_BOT_TOKEN": Secret("TELEGRAM_BOT_TOKEN", "123:new")}
+    assert secrets.changed_names(on_host, rotated, salt="s") == ["TELEGRAM_BOT_TOKEN"]
+    assert secrets.changed_names({}, values, salt="s") == ["OPENCLAW_GATEWAY_TOKEN", "TELEGRAM_BOT_TOKEN"]
+    assert secrets.changed_names(on_host, {"OPENCLAW_GATEWAY_TOKEN": values["OPENCLAW_GATEWAY_TOKEN"]}, salt="s") == ["TELEGRAM_BOT_TOKEN"]
+    # Salted: a digest is no unsalted sha256 of the line, and another run's digests differ.
+    assert secrets.line_digests(values, salt="t") != on_host
+
+
+def test_env_file_digests_on_a_real_file_match_what_the_controller_computes(tmp_path):
+    """The fact's shell command, run by a real sh on a file the kit wrote; odd characters included."""
+    values = {"OPENCLAW_GATEWAY_TOKEN": Secret("OPENCLAW_GATEWAY_TOKEN", "a\\b c$x`y%s"),
+              "TELEGRAM_BOT_TOKEN": Secret("TELEGRAM_BOT_TOKEN", "123:abc")}
+    path = tmp_path / "gateway.env"
+    path.write_bytes(env_file_content(values))
+    fact = secrets.EnvFileDigests()
+    command = fact.command(str(path), "s4lt")
+    assert "a\\b" not in command and "123:abc" not in command
+    read = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    assert "123:abc" not in read and "a\\b" not in read
+    assert fact.process(read.splitlines()) == secrets.line_digests(values, salt="s4lt")
+    missing = subprocess.run(["sh", "-c", fact.command(str(tmp_path / "none"), "s")], capture_output=True, text=True, check=True)
+    assert fact.process(missing.stdout.splitlines()) == {}
