@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from openclaw_kit.settings import SettingsError, validate_hosts
-from roles.firewall import lockout_problem
+from roles.firewall import SshConnection, lockout_problem
 from roles.firewall.nftables import ruleset
 from roles.wireguard import (
     AddressNetworks,
@@ -164,16 +164,35 @@ def test_management_private_leaves_no_ssh_on_the_public_side(tmp_path):
     assert run is None or run.returncode == 0, run.stderr
 
 
+def recorded(ssh_connection: str):
+    """What the lockout guard gets from a host whose $SSH_CONNECTION is this."""
+    return SshConnection().process([ssh_connection])
+
+
 def test_lockout_guard_needs_a_deploy_over_the_mesh_for_management_private():
     private = validate_hosts({"gw1": mesh_host("10.99.0.1", management="private")}, ENV)["gw1"]
-    refused = lockout_problem(private, ("203.0.113.7", 22))
-    assert refused.startswith("management: private closes SSH on the public side, but this deploy connects from 203.0.113.7, outside the mesh 10.99.0.0/24")
-    assert lockout_problem(private, ("10.99.0.100", 22)) is None
-    assert "sshd_port" in lockout_problem(private, ("10.99.0.100", 2222))
+    refused = lockout_problem(private, recorded("203.0.113.7 50022 198.51.100.1 22"))
+    assert refused.startswith("management: private closes SSH on the public side, but this deploy connects from "
+                              "203.0.113.7 to 198.51.100.1, not over the mesh (from inside 10.99.0.0/24 to this host's "
+                              "mesh address 10.99.0.1)")
+    # From a laptop on the mesh (or a mesh host as jump host) to this host's mesh address.
+    assert lockout_problem(private, recorded("10.99.0.100 50022 10.99.0.1 22")) is None
+    assert "sshd_port" in lockout_problem(private, recorded("10.99.0.100 50022 10.99.0.1 2222"))
     public = validate_hosts({"gw1": mesh_host("10.99.0.1")}, ENV)["gw1"]
     # Over the mesh, even from outside admin_cidrs: the mesh zone admits SSH.
-    assert lockout_problem(public, ("10.99.0.7", 22)) is None
-    assert lockout_problem(public, ("198.51.100.1", 22)) is not None
+    assert lockout_problem(public, recorded("10.99.0.7 50022 10.99.0.1 22")) is None
+    assert lockout_problem(public, recorded("198.51.100.1 50022 10.99.0.1 22")) is not None
+
+
+def test_a_mesh_range_client_that_arrives_on_the_public_address_is_not_over_the_mesh():
+    # A client address inside the mesh cidr is not enough: the connection reaches the host's public
+    # address, so it comes in on the public side, which management: private closes.
+    private = validate_hosts({"gw1": mesh_host("10.99.0.1", management="private")}, ENV)["gw1"]
+    for connection in ("10.99.0.100 50022 198.51.100.1 22", "10.99.0.100 50022 10.99.0.2 22",
+                       "10.99.0.100 50022 ::ffff:198.51.100.1 22"):
+        assert lockout_problem(private, recorded(connection)).startswith("management: private closes SSH"), connection
+    assert lockout_problem(private, recorded("::ffff:10.99.0.100 50022 ::ffff:10.99.0.1 22")) is None
+    assert "not IP addresses" in lockout_problem(private, recorded("10.99.0.100 50022 gw1 22"))
 
 
 def test_nginx_serves_operators_on_the_mesh():
