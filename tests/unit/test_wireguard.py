@@ -13,6 +13,8 @@ from roles.firewall.nftables import ruleset
 from roles.wireguard import (
     AddressNetworks,
     KernelWireGuard,
+    KeyRotation,
+    KitMeshInterfaces,
     WireGuardPublicKey,
     config_text,
     is_public_key,
@@ -55,6 +57,8 @@ def test_defaults_and_a_good_mesh():
     ({"private_network": MESH, "admin_peers": [{**LAPTOP, "public_key": "not-a-key"}]}, "admin_peers[0].public_key", "32 bytes in base64"),
     ({"private_network": MESH, "admin_peers": [{**LAPTOP, "public_key": base64.b64encode(b"x" * 31).decode() + "AA"}]}, "admin_peers[0].public_key", "WireGuard public key"),
     ({"private_network": MESH, "admin_peers": [{**LAPTOP, "name": "Alice Laptop"}]}, "admin_peers[0].name", "single DNS label"),
+    ({"private_network": {**MESH, "key_rotation": "next week"}}, "private_network.key_rotation", "short label like 2026-12-01"),
+    ({"private_network": {**MESH, "key_rotation": "x" * 65}}, "private_network.key_rotation", "at most 64"),
     ({"management": "private"}, "management", "needs private_network"),
     ({"management": "closed"}, "management", "'public' or 'private'"),
 ])
@@ -208,3 +212,16 @@ def test_without_the_mesh_the_ruleset_keeps_its_public_ssh_and_layout():
     assert "tcp dport 22 ip saddr { 203.0.113.0/24 } accept\n\t\t# HTTP" in text
     assert "tcp dport { 80, 443 } accept\n\n\t\t# Everything else" in text
     assert "51820" not in text and "management" not in text and "mesh" not in text
+
+
+def test_key_rotation_is_a_label_per_host():
+    found = validate_hosts({"gw1": mesh_host("10.99.0.1", private_network={**MESH, "key_rotation": "2026-12-01"}),
+                            "gw2": mesh_host("10.99.0.2")}, ENV)
+    assert found["gw1"].private_network.key_rotation == "2026-12-01" and found["gw2"].private_network.key_rotation is None
+
+
+def test_rotation_and_leaving_facts_parse_their_output():
+    assert KeyRotation().process(["2026-12-01"]) == "2026-12-01"
+    assert KeyRotation().process([]) is None
+    assert KitMeshInterfaces().process(["/etc/wireguard/wg0.conf", "/etc/wireguard/mesh1.conf"]) == ["wg0", "mesh1"]
+    assert KitMeshInterfaces().process([]) == []
