@@ -90,6 +90,10 @@ class KitMeshInterfaces(FactBase):
     def command(self) -> str:
         return f"grep -l '^# Managed by openclaw-kit' {CONFIG_DIR}/*.conf 2>/dev/null || true"
 
+    @staticmethod
+    def default() -> list[str]:  # no output (no such config) gives the default, not process([])
+        return []
+
     def process(self, output) -> list[str]:
         return [line.strip().rsplit("/", 1)[1][: -len(".conf")] for line in output if line.strip().endswith(".conf")]
 

@@ -224,4 +224,4 @@ def test_rotation_and_leaving_facts_parse_their_output():
     assert KeyRotation().process(["2026-12-01"]) == "2026-12-01"
     assert KeyRotation().process([]) is None
     assert KitMeshInterfaces().process(["/etc/wireguard/wg0.conf", "/etc/wireguard/mesh1.conf"]) == ["wg0", "mesh1"]
-    assert KitMeshInterfaces().process([]) == []
+    assert KitMeshInterfaces().process([]) == [] and KitMeshInterfaces().default() == []
