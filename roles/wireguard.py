@@ -20,6 +20,7 @@ module (chosen from facts; container hosts, older kernels).
 from __future__ import annotations
 
 import base64
+import io
 import ipaddress
 from typing import Any
 
@@ -45,8 +46,17 @@ def config_path(interface: str) -> str:
     return f"{CONFIG_DIR}/{interface}.conf"
 
 
+def rotation_path(interface: str) -> str:
+    """The key_rotation label the key was made for (not secret)."""
+    return f"{CONFIG_DIR}/{interface}.key.rotation"
+
+
 def unit(interface: str) -> str:
     return f"wg-quick@{interface}.service"
+
+
+def override_path(interface: str) -> str:
+    return f"/etc/systemd/system/{unit(interface)}.d/openclaw-kit.conf"
 
 
 class WireGuardPublicKey(FactBase):
@@ -62,6 +72,30 @@ class WireGuardPublicKey(FactBase):
     def process(self, output) -> str | None:
         text = "".join(output).strip()
         return text if is_public_key(text) else None
+
+
+class KeyRotation(FactBase):
+    """The key_rotation label recorded beside this host's mesh key; None without one."""
+
+    def command(self, interface: str) -> str:
+        return f"cat {rotation_path(interface)} 2>/dev/null || true"
+
+    def process(self, output) -> str | None:
+        return "".join(output).strip() or None
+
+
+class KitMeshInterfaces(FactBase):
+    """The interfaces whose wg-quick config the kit wrote (its header names the kit)."""
+
+    def command(self) -> str:
+        return f"grep -l '^# Managed by openclaw-kit' {CONFIG_DIR}/*.conf 2>/dev/null || true"
+
+    @staticmethod
+    def default() -> list[str]:  # no output (no such config) gives the default, not process([])
+        return []
+
+    def process(self, output) -> list[str]:
+        return [line.strip().rsplit("/", 1)[1][: -len(".conf")] for line in output if line.strip().endswith(".conf")]
 
 
 class KernelWireGuard(FactBase):
@@ -101,6 +135,8 @@ def is_public_key(text: str) -> bool:
 def wireguard(settings: HostSettings):
     mesh = settings.private_network
     if mesh is None:
+        for interface in host.get_fact(KitMeshInterfaces):
+            leave_mesh(interface)
         return
     refuse_network_clash(settings)
     members = mesh_members()
@@ -117,7 +153,7 @@ def wireguard(settings: HostSettings):
 
     override = template(name=f"{unit(mesh.interface)} uses wireguard-go (no kernel WireGuard)" if not kernel
                         else f"{unit(mesh.interface)} uses kernel WireGuard", role="wireguard",
-                        src="userspace.conf.j2", dest=f"/etc/systemd/system/{unit(mesh.interface)}.d/openclaw-kit.conf",
+                        src="userspace.conf.j2", dest=override_path(mesh.interface),
                         userspace=not kernel)
     systemd.daemon_reload(name="Reload systemd for the wg-quick override", _if=override.did_change)
 
@@ -130,12 +166,37 @@ def wireguard(settings: HostSettings):
         return
     new_key = not keys[host.name]
     if new_key:
-        server.shell(name=f"Make this host's mesh private key {key_path(mesh.interface)}",
-                     commands=[render("wireguard", "make-key.sh.j2", key_path=key_path(mesh.interface))])
+        rotate = rotation_due(settings)
+        make_key = render("wireguard", "make-key.sh.j2", key_path=key_path(mesh.interface), replace=rotate)
+        server.shell(name=f"Make this host's mesh private key {key_path(mesh.interface)}"
+                          + (f" (key_rotation {mesh.key_rotation!r})" if rotate else ""), commands=[make_key])
+        if mesh.key_rotation:
+            files.put(name=f"The key_rotation label of the new key {rotation_path(mesh.interface)}",
+                      src=io.StringIO(mesh.key_rotation + "\n"), dest=rotation_path(mesh.interface), user="root",
+                      group=platform_of(host).root_group, mode="600")
     python.call(name="Read this host's mesh public key", function=read_public_key)
     python.call(name="Mesh configuration with every host's public key", function=write_config_at_run_time,
                 new_key=new_key)
     enabled_and_running(mesh.interface)
+
+
+def rotation_due(settings: HostSettings, on=None) -> bool:
+    """key_rotation names a label the host's key was not made for: the next key replaces it."""
+    on = on or host
+    mesh = settings.private_network
+    return bool(mesh.key_rotation) and on.get_fact(KeyRotation, interface=mesh.interface) != mesh.key_rotation
+
+
+def leave_mesh(interface: str) -> None:
+    """The host is no longer in the mesh (no private_network): its interface goes down for good and the
+    kit's files go, the private key too (a key without a mesh is only a liability; should the host
+    rejoin, it makes a new one and every peer follows in that run). wireguard-tools stays installed."""
+    systemd.service(name=f"{unit(interface)} stopped and disabled (no private_network)", service=unit(interface),
+                    running=False, enabled=False)
+    for path in (config_path(interface), key_path(interface), rotation_path(interface)):
+        files.file(name=f"No {path} (no private_network)", path=path, present=False)
+    override = files.file(name=f"No {override_path(interface)}", path=override_path(interface), present=False)
+    systemd.daemon_reload(name="Reload systemd without the wg-quick override", _if=override.did_change)
 
 
 def enabled_and_running(interface: str):
@@ -163,7 +224,9 @@ def mesh_members() -> dict[str, tuple[HostSettings, str | None]] | None:
                 for each in mesh_hosts:
                     each_settings = settings_for(each, inventory)
                     interface = each_settings.private_network.interface
-                    members[each.name] = (each_settings, each.get_fact(WireGuardPublicKey, interface=interface))
+                    key = each.get_fact(WireGuardPublicKey, interface=interface)
+                    # A rotation is due: as if the key were gone (the path a deleted key takes).
+                    members[each.name] = (each_settings, None if rotation_due(each_settings, each) else key)
                 _members[id(inventory)] = members
     return _members[id(inventory)]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -42,6 +43,13 @@ PeerName = Annotated[
     str, AfterValidator(lambda v: check(_HOSTNAME, v, "must be a single DNS label, like alice-laptop"))
 ]
 WireGuardKey = Annotated[str, AfterValidator(wireguard_key)]
+RotationLabel = Annotated[
+    str,
+    AfterValidator(
+        lambda v: check(re.compile(r"^[A-Za-z0-9._:-]{1,64}$"), v, "must be a short label like 2026-12-01 "
+                        "(letters, digits, . _ : -; at most 64)")
+    ),
+]
 IpAddress = Annotated[str, AfterValidator(ip_address)]
 
 
@@ -54,6 +62,9 @@ class PrivateNetwork(Strict):
     endpoint: str | None = None
     # One key shared by the whole mesh (and the admin_peers): post-quantum resistance on top of the keys.
     preshared_key: SecretRef | None = None
+    # Rotates this host's key: a run that finds another label beside the key (or none) makes a new
+    # key, records the label, and every peer follows in that run; the same label again changes nothing.
+    key_rotation: RotationLabel | None = None
 
     @model_validator(mode="after")
     def _address_inside(self):

@@ -32,38 +32,46 @@ def firewall(settings: HostSettings):
 
 
 class SshConnection(FactBase):
-    """(client address, server port) of the deploy's own SSH connection, from $SSH_CONNECTION; None without one."""
+    """(client address, server address, server port) of the deploy's own SSH connection, from
+    $SSH_CONNECTION ("client port server port"); None without one."""
 
     def command(self) -> str:
         return 'echo "${SSH_CONNECTION:-}"'
 
-    def process(self, output) -> tuple[str, int] | None:
+    def process(self, output) -> tuple[str, str, int] | None:
         words = " ".join(output).split()
         if len(words) != 4 or not words[3].isdigit():
             return None
-        return words[0], int(words[3])
+        return words[0], words[2], int(words[3])
 
 
-def lockout_problem(settings: HostSettings, connection: tuple[str, int] | None) -> str | None:
+def ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address, an IPv4-mapped IPv6 one as IPv4; None when it is not an IP address."""
+    try:
+        found = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return None
+    return found.ipv4_mapped if isinstance(found, ipaddress.IPv6Address) and found.ipv4_mapped else found
+
+
+def lockout_problem(settings: HostSettings, connection: tuple[str, str, int] | None) -> str | None:
     """Why the new firewall would cut this deploy's way in (one line), or None."""
     if connection is None:
         return ("cannot tell which address this deploy's SSH connection comes from ($SSH_CONNECTION is empty), "
                 "so the firewall cannot be shown not to lock it out")
-    address, port = connection
-    try:
-        client = ipaddress.ip_address(address.split("%")[0])
-    except ValueError:
-        return f"$SSH_CONNECTION names {address!r}, not an IP address"
-    if isinstance(client, ipaddress.IPv6Address) and client.ipv4_mapped:
-        client = client.ipv4_mapped
+    address, server_address, port = connection
+    client, server = ip(address), ip(server_address)
+    if client is None or server is None:
+        return f"$SSH_CONNECTION names {address!r} and {server_address!r}, not IP addresses"
     # The mesh (roles/wireguard.py): management: private needs this deploy to come in over it.
-    if settings.management == "private" and not over_mesh(settings, client):
-        return (f"management: private closes SSH on the public side, but this deploy connects from {client}, "
-                f"outside the mesh {settings.private_network.cidr}: it would lock itself out. Deploy the mesh with "
+    if settings.management == "private" and not over_mesh(settings, client, server):
+        return (f"management: private closes SSH on the public side, but this deploy connects from {client} to "
+                f"{server}, not over the mesh (from inside {settings.private_network.cidr} to this host's mesh address "
+                f"{settings.private_network.address}): it would lock itself out. Deploy the mesh with "
                 "management: public first, then connect over the mesh (inventory addresses in the mesh) and switch "
                 "(README: The private network)")
     admin = any(client in ipaddress.ip_network(cidr) for cidr in settings.admin_cidrs)
-    if not admin and not over_mesh(settings, client):
+    if not admin and not over_mesh(settings, client, server):
         return (f"this deploy connects from {client}, which is not in admin_cidrs = {settings.admin_cidrs}: "
                 f"the firewall would lock it out (add {client} to admin_cidrs, or deploy from an admin network)")
     if port != settings.sshd_port:
@@ -72,9 +80,14 @@ def lockout_problem(settings: HostSettings, connection: tuple[str, int] | None) 
     return None
 
 
-def over_mesh(settings: HostSettings, client: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """The client is on the WireGuard mesh, whose zone in the ruleset admits SSH."""
-    return settings.private_network is not None and client in ipaddress.ip_network(settings.private_network.cidr)
+def over_mesh(settings: HostSettings, client, server) -> bool:
+    """The connection arrives over the WireGuard mesh, whose zone in the ruleset admits SSH: from an
+    address inside the mesh to this host's own mesh address. A mesh-range client that reaches a public
+    address (spoofed, or routed some other way) comes in on the public side, which management: private
+    closes."""
+    mesh = settings.private_network
+    return (mesh is not None and client in ipaddress.ip_network(mesh.cidr)
+            and server == ipaddress.ip_address(mesh.address))
 
 
 def refuse_lockout(settings: HostSettings) -> None:

@@ -191,7 +191,7 @@ def test_in_sync_needs_persisted_file_record_and_live_table_to_agree():
 
 def test_facts_parse_their_output():
     assert FirewallStatus().process(["persisted abc", "marker abc def", "live def"]) == {"persisted": "abc", "marker": "abc def", "live": "def"}
-    assert SshConnection().process(["203.0.113.9 51234 198.51.100.1 22"]) == ("203.0.113.9", 22)
+    assert SshConnection().process(["203.0.113.9 51234 198.51.100.1 22"]) == ("203.0.113.9", "198.51.100.1", 22)
     assert SshConnection().process([""]) is None
 
 
@@ -200,18 +200,18 @@ def test_facts_parse_their_output():
 
 def test_a_deploy_from_an_admin_network_on_the_ssh_port_passes():
     s = settings(admin_cidrs=["203.0.113.0/24", "2001:db8::/48"])
-    assert lockout_problem(s, ("203.0.113.9", 22)) is None
-    assert lockout_problem(s, ("2001:db8::5", 22)) is None
-    assert lockout_problem(s, ("::ffff:203.0.113.9", 22)) is None
+    assert lockout_problem(s, ("203.0.113.9", "198.51.100.1", 22)) is None
+    assert lockout_problem(s, ("2001:db8::5", "198.51.100.1", 22)) is None
+    assert lockout_problem(s, ("::ffff:203.0.113.9", "198.51.100.1", 22)) is None
 
 
 def test_a_deploy_from_outside_admin_cidrs_is_refused_naming_address_and_cidrs():
-    problem = lockout_problem(settings(), ("198.51.100.7", 22))
+    problem = lockout_problem(settings(), ("198.51.100.7", "198.51.100.1", 22))
     assert "198.51.100.7" in problem and "['203.0.113.0/24']" in problem and "lock" in problem
 
 
 def test_a_deploy_on_another_port_than_sshd_port_is_refused():
-    problem = lockout_problem(settings(sshd_port=2222), ("203.0.113.9", 22))
+    problem = lockout_problem(settings(sshd_port=2222), ("203.0.113.9", "198.51.100.1", 22))
     assert "port 22" in problem and "sshd_port = 2222" in problem
 
 

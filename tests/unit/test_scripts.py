@@ -567,6 +567,11 @@ def test_the_mesh_key_is_made_root_only_once(tmp_path, stand_ins):
     assert run(script, env=env).returncode == 0
     assert key.read_text() == first, "an existing key was replaced"
     assert calls.read_text().splitlines() == ["wg genkey"]
+    rotate = executable(tmp_path / "rotate-key",
+                        "#!/bin/sh\n" + render("wireguard", "make-key.sh.j2", key_path=str(key), replace=True))
+    assert run(rotate, env=env).returncode == 0
+    assert key.read_text() != first and oct(key.stat().st_mode & 0o777) == "0o600", "key_rotation made no new key"
+    assert not (tmp_path / "wg0.key.new").exists()
 
 
 @pytest.mark.parametrize("addresses, expected", [
@@ -619,6 +624,8 @@ def shell_scripts() -> dict[str, str]:
                                              current=openclaw.CURRENT, prefix=openclaw.PREFIX, state_dir=openclaw.STATE_DIR,
                                              work_dir=openclaw.KIT_STATE_DIR, port=18789, timeout=180),
         "wireguard key": "#!/bin/sh\n" + render("wireguard", "make-key.sh.j2", key_path="/etc/wireguard/wg0.key"),
+        "wireguard key rotation": "#!/bin/sh\n" + render("wireguard", "make-key.sh.j2", key_path="/etc/wireguard/wg0.key",
+                                                        replace=True),
         "wireguard apply": "#!/bin/sh\n" + wireguard.apply_command(mesh_settings()),
         "sshd check": "#!/bin/sh\n" + sshd_check_script(port=22, ssh_user="deploy", allow_groups=["sshusers"]),
         "openclaw install": "#!/bin/sh\n" + openclaw.install_script(

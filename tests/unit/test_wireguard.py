@@ -8,11 +8,13 @@ import subprocess
 import pytest
 
 from openclaw_kit.settings import SettingsError, validate_hosts
-from roles.firewall import lockout_problem
+from roles.firewall import SshConnection, lockout_problem
 from roles.firewall.nftables import ruleset
 from roles.wireguard import (
     AddressNetworks,
     KernelWireGuard,
+    KeyRotation,
+    KitMeshInterfaces,
     WireGuardPublicKey,
     config_text,
     is_public_key,
@@ -55,6 +57,8 @@ def test_defaults_and_a_good_mesh():
     ({"private_network": MESH, "admin_peers": [{**LAPTOP, "public_key": "not-a-key"}]}, "admin_peers[0].public_key", "32 bytes in base64"),
     ({"private_network": MESH, "admin_peers": [{**LAPTOP, "public_key": base64.b64encode(b"x" * 31).decode() + "AA"}]}, "admin_peers[0].public_key", "WireGuard public key"),
     ({"private_network": MESH, "admin_peers": [{**LAPTOP, "name": "Alice Laptop"}]}, "admin_peers[0].name", "single DNS label"),
+    ({"private_network": {**MESH, "key_rotation": "next week"}}, "private_network.key_rotation", "short label like 2026-12-01"),
+    ({"private_network": {**MESH, "key_rotation": "x" * 65}}, "private_network.key_rotation", "at most 64"),
     ({"management": "private"}, "management", "needs private_network"),
     ({"management": "closed"}, "management", "'public' or 'private'"),
 ])
@@ -164,16 +168,35 @@ def test_management_private_leaves_no_ssh_on_the_public_side(tmp_path):
     assert run is None or run.returncode == 0, run.stderr
 
 
+def recorded(ssh_connection: str):
+    """What the lockout guard gets from a host whose $SSH_CONNECTION is this."""
+    return SshConnection().process([ssh_connection])
+
+
 def test_lockout_guard_needs_a_deploy_over_the_mesh_for_management_private():
     private = validate_hosts({"gw1": mesh_host("10.99.0.1", management="private")}, ENV)["gw1"]
-    refused = lockout_problem(private, ("203.0.113.7", 22))
-    assert refused.startswith("management: private closes SSH on the public side, but this deploy connects from 203.0.113.7, outside the mesh 10.99.0.0/24")
-    assert lockout_problem(private, ("10.99.0.100", 22)) is None
-    assert "sshd_port" in lockout_problem(private, ("10.99.0.100", 2222))
+    refused = lockout_problem(private, recorded("203.0.113.7 50022 198.51.100.1 22"))
+    assert refused.startswith("management: private closes SSH on the public side, but this deploy connects from "
+                              "203.0.113.7 to 198.51.100.1, not over the mesh (from inside 10.99.0.0/24 to this host's "
+                              "mesh address 10.99.0.1)")
+    # From a laptop on the mesh (or a mesh host as jump host) to this host's mesh address.
+    assert lockout_problem(private, recorded("10.99.0.100 50022 10.99.0.1 22")) is None
+    assert "sshd_port" in lockout_problem(private, recorded("10.99.0.100 50022 10.99.0.1 2222"))
     public = validate_hosts({"gw1": mesh_host("10.99.0.1")}, ENV)["gw1"]
     # Over the mesh, even from outside admin_cidrs: the mesh zone admits SSH.
-    assert lockout_problem(public, ("10.99.0.7", 22)) is None
-    assert lockout_problem(public, ("198.51.100.1", 22)) is not None
+    assert lockout_problem(public, recorded("10.99.0.7 50022 10.99.0.1 22")) is None
+    assert lockout_problem(public, recorded("198.51.100.1 50022 10.99.0.1 22")) is not None
+
+
+def test_a_mesh_range_client_that_arrives_on_the_public_address_is_not_over_the_mesh():
+    # A client address inside the mesh cidr is not enough: the connection reaches the host's public
+    # address, so it comes in on the public side, which management: private closes.
+    private = validate_hosts({"gw1": mesh_host("10.99.0.1", management="private")}, ENV)["gw1"]
+    for connection in ("10.99.0.100 50022 198.51.100.1 22", "10.99.0.100 50022 10.99.0.2 22",
+                       "10.99.0.100 50022 ::ffff:198.51.100.1 22"):
+        assert lockout_problem(private, recorded(connection)).startswith("management: private closes SSH"), connection
+    assert lockout_problem(private, recorded("::ffff:10.99.0.100 50022 ::ffff:10.99.0.1 22")) is None
+    assert "not IP addresses" in lockout_problem(private, recorded("10.99.0.100 50022 gw1 22"))
 
 
 def test_nginx_serves_operators_on_the_mesh():
@@ -189,3 +212,16 @@ def test_without_the_mesh_the_ruleset_keeps_its_public_ssh_and_layout():
     assert "tcp dport 22 ip saddr { 203.0.113.0/24 } accept\n\t\t# HTTP" in text
     assert "tcp dport { 80, 443 } accept\n\n\t\t# Everything else" in text
     assert "51820" not in text and "management" not in text and "mesh" not in text
+
+
+def test_key_rotation_is_a_label_per_host():
+    found = validate_hosts({"gw1": mesh_host("10.99.0.1", private_network={**MESH, "key_rotation": "2026-12-01"}),
+                            "gw2": mesh_host("10.99.0.2")}, ENV)
+    assert found["gw1"].private_network.key_rotation == "2026-12-01" and found["gw2"].private_network.key_rotation is None
+
+
+def test_rotation_and_leaving_facts_parse_their_output():
+    assert KeyRotation().process(["2026-12-01"]) == "2026-12-01"
+    assert KeyRotation().process([]) is None
+    assert KitMeshInterfaces().process(["/etc/wireguard/wg0.conf", "/etc/wireguard/mesh1.conf"]) == ["wg0", "mesh1"]
+    assert KitMeshInterfaces().process([]) == [] and KitMeshInterfaces().default() == []
