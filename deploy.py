@@ -12,6 +12,7 @@ from pyinfra import host, inventory
 from openclaw_kit.connection import send_without_delay
 from openclaw_kit.drift import summary_at_exit
 from openclaw_kit.settings import settings_for
+from roles.audit import audit
 from roles.backup import backup
 from roles.base import base
 from roles.fail2ban import fail2ban
@@ -39,6 +40,7 @@ nginx(settings)
 fail2ban(settings)
 logs(settings)
 backup(settings)  # after logs: it copies the local backup off the host
+audit(settings)  # after the roles whose files it watches
 # Last: it needs the domain's DNS and port 80 from the ACME server's side. Should that fail, the
 # host is already complete, served on its self-signed bootstrap certificate.
 tls(settings)
