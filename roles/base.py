@@ -294,6 +294,18 @@ def base(settings: HostSettings):
     _sshd(settings, platform)
 
 
+def root_only_cron(settings: HostSettings) -> None:
+    """/etc/crontab and the cron directories root's alone; role logs calls it once it has installed cron
+    (an /etc/crontab made before would be taken for the admin's own and kept by dpkg)."""
+    if not settings.cron_root_only:
+        return
+    for path, mode in CRON_PATHS.items():
+        if path.endswith("crontab"):
+            files.file(name=f"cron: {path} root-only", path=path, user="root", group="root", mode=mode)
+        else:
+            files.directory(name=f"cron: {path} root-only", path=path, user="root", group="root", mode=mode)
+
+
 def _security_suite(platform) -> None:
     suite = f"{platform.codename}-security"
     elsewhere = any(suite in suites for path, suites in host.get_fact(AptSources).items() if path != SECURITY_SOURCE)
@@ -346,12 +358,6 @@ def _core_dumps(settings: HostSettings, coredump_installed: bool) -> None:
 def _logins(settings: HostSettings) -> None:
     files.line(name=f"login.defs: UMASK {settings.login_umask}", path=LOGIN_DEFS, line=r"^\s*UMASK\s",
                replace=f"UMASK {settings.login_umask}")
-    if settings.cron_root_only:
-        for path, mode in CRON_PATHS.items():
-            if path.endswith("crontab"):
-                files.file(name=f"cron: {path} root-only", path=path, user="root", group="root", mode=mode)
-            else:
-                files.directory(name=f"cron: {path} root-only", path=path, user="root", group="root", mode=mode)
     if settings.login_banner:
         template(name=f"Login banner {ISSUE_NET}", role="base", src="issue.net.j2", dest=ISSUE_NET,
                  banner=settings.login_banner)
