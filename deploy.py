@@ -13,6 +13,7 @@ from openclaw_kit.connection import send_without_delay
 from openclaw_kit.drift import summary_at_exit
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import settings_for
+from roles.audit import audit
 from roles.backup import backup
 from roles.base import base
 from roles.base_macos import base_macos
@@ -49,6 +50,7 @@ else:
     fail2ban(settings)
     logs(settings)
     backup(settings)  # after logs: it copies the local backup off the host
+    audit(settings)  # after the roles whose files it watches
     # Last: it needs the domain's DNS and port 80 from the ACME server's side. Should that fail, the
     # host is already complete, served on its self-signed bootstrap certificate.
     tls(settings)

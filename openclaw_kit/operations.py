@@ -104,3 +104,21 @@ def promote_files(relatives: list[str], live_dir: str, candidate_dir: str) -> st
         f"mv -f {q(f'{live_dir}/{relative}.openclaw-kit-new')} {q(f'{live_dir}/{relative}')}"
         for relative in relatives
     )
+
+
+def sandbox_dropin(service: str, unit_dir: str = "/etc/systemd/system") -> str:
+    """Where the kit's systemd sandbox for `service` (nginx.service) lives."""
+    return f"{unit_dir}/{service}.d/openclaw-kit-sandbox.conf"
+
+
+def restart_in_sandbox(service: str, unit_dir: str = "/etc/systemd/system") -> list[str]:
+    """Shell that restarts `service` with its new sandbox drop-in; should it not start that way, the
+    drop-in is taken away, the service started as it was, and the deploy fails saying so."""
+    path = sandbox_dropin(service, unit_dir)
+    dropin = shlex.quote(path)
+    failed = shlex.quote(f"{service} did not start in its systemd sandbox ({path}, removed "
+                         f"again; journalctl -u {service} says why); it runs without it")
+    return [
+        f"systemctl daemon-reload && systemctl restart {service} || {{ rm -f {dropin}; systemctl daemon-reload; "
+        f"systemctl restart {service}; echo {failed} >&2; exit 1; }}"
+    ]

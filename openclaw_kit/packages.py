@@ -8,12 +8,13 @@ from pyinfra.operations import apt
 
 from openclaw_kit.platform import platform_of
 
-# package manager -> (fact listing the installed packages, operation installing some)
+# package manager -> (fact listing the installed packages, operation installing some). Never the
+# recommended packages: on Debian 12, cron's Recommends alone brought exim4 listening on port 25.
 BACKENDS = {
     "apt": (
         DebPackages,
-        lambda missing, no_recommends: apt.packages(
-            name=f"Install {' '.join(missing)}", packages=missing, no_recommends=no_recommends, update=True
+        lambda missing: apt.packages(
+            name=f"Install {' '.join(missing)}", packages=missing, no_recommends=True, update=True
         ),
     ),
 }
@@ -31,11 +32,10 @@ def installed_packages() -> dict:
     return INSTALLED_AT_START[host.name]
 
 
-def install_missing(packages: list[str], no_recommends: bool = False) -> None:
-    """Install what is missing; refresh the package lists only when something is (a no-op run stays one).
-
-    no_recommends: without the packages' recommended ones (where the package manager has them)."""
+def install_missing(packages: list[str]) -> None:
+    """Install what is missing, without recommended packages (nothing the kit did not ask for); refresh
+    the package lists only when something is missing (a no-op run stays one)."""
     missing = [name for name in packages if name not in installed_packages()]
     if missing:
         _, install = BACKENDS[platform_of(host).package_manager]
-        install(missing, no_recommends)
+        install(missing)

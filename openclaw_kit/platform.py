@@ -28,6 +28,11 @@ class Platform:
     log_group: str  # the group that may read system logs: adm
     nologin: str  # the shell of accounts nobody logs in to
     sshd: str  # the sshd binary
+    # apt's security suite (empty on macOS, which has no apt):
+    codename: str = ""  # the release's code name (bookworm): its security suite is <codename>-security
+    security_uri: str = ""  # where that suite is served, should apt's sources lack it
+    security_components: str = ""  # the components the kit adds it with
+    archive_keyring: str = ""  # the keyring that signs it (Signed-By)
 
 
 _DEBIAN = dict(
@@ -44,10 +49,19 @@ _DEBIAN = dict(
 )
 
 # (distribution, major version) -> its row.
+_DEBIAN_SECURITY = dict(security_uri="http://deb.debian.org/debian-security", security_components="main")
+# Ubuntu's security suite on amd64; other architectures are served by ports.ubuntu.com/ubuntu-ports.
+_UBUNTU_SECURITY = dict(security_uri="http://security.ubuntu.com/ubuntu",
+                        security_components="main restricted universe multiverse",
+                        archive_keyring="/usr/share/keyrings/ubuntu-archive-keyring.gpg")
+
 PLATFORMS: dict[tuple[str, int], Platform] = {
-    ("Debian", 12): Platform(label="Debian 12", **_DEBIAN),
-    ("Debian", 13): Platform(label="Debian 13", **_DEBIAN),
-    ("Ubuntu", 24): Platform(label="Ubuntu 24.04", **_DEBIAN),
+    ("Debian", 12): Platform(label="Debian 12", **_DEBIAN, codename="bookworm", **_DEBIAN_SECURITY,
+                             archive_keyring="/usr/share/keyrings/debian-archive-keyring.gpg"),
+    # trixie's debian-archive-keyring ships its keyrings as .pgp (what its own debian.sources names).
+    ("Debian", 13): Platform(label="Debian 13", **_DEBIAN, codename="trixie", **_DEBIAN_SECURITY,
+                             archive_keyring="/usr/share/keyrings/debian-archive-keyring.pgp"),
+    ("Ubuntu", 24): Platform(label="Ubuntu 24.04", **_DEBIAN, codename="noble", **_UBUNTU_SECURITY),
 }
 
 # macOS: its rows are described in platform_macos.py (tested on recorded facts, not on a real Mac).

@@ -53,7 +53,7 @@ def backup(settings: HostSettings):
 
     install_missing(["openssh-client", "python3"])
     # Without Recommends: restic's is fuse, for `restic mount`, which the kit does not use.
-    install_missing(["restic"], no_recommends=True)
+    install_missing(["restic"])
 
     files.directory(
         name=f"Off-host backup config {CONFIG_DIR}", path=CONFIG_DIR, user="root", group=root_group, mode="700"

@@ -1,18 +1,21 @@
 """Role base: the host itself.
 
-Hostname, package downloads through the configured proxy, unattended security upgrades, time sync,
-kernel hardening (sysctl) and a hardened sshd. The sshd drop-in is checked with `sshd -t` on the
-host before sshd is reloaded; a drop-in sshd rejects never stays in place.
+Hostname, package downloads through the configured proxy, the distro's security suite in apt's
+sources and unattended security upgrades from it, time sync, kernel hardening (sysctl, blocked
+modules, no core dumps), login.defs' umask, root-only cron directories, a login banner and a
+hardened sshd. The sshd drop-in is checked with `sshd -t` on the host before sshd is reloaded; a
+drop-in sshd rejects never stays in place.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from pyinfra import host
 from pyinfra.api import FactBase, deploy
 from pyinfra.facts.server import Arch, LinuxDistribution, Sysctl
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from openclaw_kit.operations import checked_config, promote_files
 from openclaw_kit.packages import install_missing, installed_packages
@@ -33,6 +36,17 @@ SSHD_DROPIN_NAME = "00-openclaw-kit.conf"
 SSHD_DROPIN = f"{SSHD_DROPIN_DIR}/{SSHD_DROPIN_NAME}"
 # Outside sshd_config.d, so sshd never reads it: the drop-in as uploaded, until it is checked.
 SSHD_CANDIDATE = "/etc/ssh/openclaw-kit-sshd.candidate"
+SECURITY_SOURCE = "/etc/apt/sources.list.d/openclaw-kit-security.sources"
+APT_SOURCE_FILES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list.d/*.sources")
+LOGIN_DEFS = "/etc/login.defs"
+MODPROBE_FILE = "/etc/modprobe.d/openclaw-kit-blocked.conf"
+CORE_LIMITS = "/etc/security/limits.d/90-openclaw-kit-no-core.conf"
+COREDUMP_DROPIN = "/etc/systemd/coredump.conf.d/90-openclaw-kit.conf"
+SYSTEM_DROPIN = "/etc/systemd/system.conf.d/90-openclaw-kit-no-core.conf"
+ISSUE_NET = "/etc/issue.net"
+# CIS: what cron runs, and when, is root's business only.
+CRON_PATHS = {"/etc/crontab": "600", "/etc/cron.d": "700", "/etc/cron.hourly": "700", "/etc/cron.daily": "700",
+              "/etc/cron.weekly": "700", "/etc/cron.monthly": "700"}
 PACKAGES = ["ca-certificates", "procps", "unattended-upgrades"]
 # Another time-sync daemon already keeps the clock: installing systemd-timesyncd would remove it.
 OTHER_TIME_DAEMONS = ("chrony", "ntp", "ntpsec", "openntpd")
@@ -43,7 +57,7 @@ OTHER_TIME_DAEMONS = ("chrony", "ntp", "ntpsec", "openntpd")
 # its modules on demand), net.ipv4.tcp_timestamps=0 (Linux randomises timestamps per connection
 # since 4.10, so they no longer leak uptime; turning them off loses PAWS and RTT measurement),
 # net.ipv6.conf.all.disable_ipv6 (hosts are reached over IPv6 too).
-SYSCTL: list[tuple[str, int, str]] = [
+SYSCTL: list[tuple[str, int | str, str]] = [
     # (key, value, why)
     ("fs.protected_hardlinks", 1, "No hard links to files the user does not own (TOCTOU /tmp races)."),
     ("fs.protected_symlinks", 1, "Symlinks in sticky world-writable directories are followed only by their owner."),
@@ -51,6 +65,7 @@ SYSCTL: list[tuple[str, int, str]] = [
     ("fs.protected_regular", 2, "No opening others' regular files in sticky directories with O_CREAT."),
     ("fs.suid_dumpable", 0, "No core dumps of setuid programs (they may hold secrets)."),
     ("kernel.core_uses_pid", 1, "Core file names carry the PID."),
+    ("kernel.core_pattern", "|/bin/false", "No core files: every dump goes to a program that discards it."),
     ("kernel.kptr_restrict", 2, "Kernel addresses hidden from everyone, root included."),
     ("kernel.dmesg_restrict", 1, "Only CAP_SYSLOG reads the kernel log."),
     ("kernel.kexec_load_disabled", 1, "No replacing the running kernel with kexec (one-way until reboot)."),
@@ -106,8 +121,43 @@ SYSCTL: list[tuple[str, int, str]] = [
 RA_KEYS = frozenset(key for key, _, _ in SYSCTL if key.startswith("net.ipv6.conf.") and key.rsplit(".", 1)[1] in (
     "accept_ra", "router_solicitations", "accept_ra_rtr_pref", "accept_ra_pinfo", "accept_ra_defrtr",
     "autoconf", "dad_transmits", "max_addresses"))
+CORE_KEYS = frozenset({"kernel.core_pattern"})  # fs.suid_dumpable stays 0 either way
 # The maximum mmap entropy differs per architecture and kernel configuration.
 X86_64_ONLY = frozenset({"vm.mmap_rnd_bits", "vm.mmap_rnd_compat_bits"})
+
+
+class AptSources(FactBase):
+    """The suites each of apt's source files names (see apt_suites)."""
+
+    default = dict
+
+    def command(self):
+        return f"for f in {' '.join(APT_SOURCE_FILES)}; do [ -f \"$f\" ] && echo \"==> $f\" && cat \"$f\"; done; true"
+
+    def process(self, output):
+        return apt_suites(output)
+
+
+def apt_suites(lines: list[str]) -> dict[str, set[str]]:
+    """Source file -> the suites its `deb` entries name, in either style: one-line (sources.list,
+    Debian 12) or deb822 (.sources, Debian 13 and Ubuntu 24.04). Lines as `==> path` then its text."""
+    found: dict[str, set[str]] = {}
+    current = None
+    for line in lines:
+        if line.startswith("==> "):
+            current = line[4:].strip()
+            found[current] = set()
+            continue
+        text = line.split("#", 1)[0].strip()
+        if current is None or not text:
+            continue
+        if text.startswith("deb "):
+            parts = re.sub(r"\[[^]]*\]", " ", text).split()  # [arch=... signed-by=...] options
+            if len(parts) >= 3:
+                found[current].add(parts[2])
+        elif text.lower().startswith("suites:"):
+            found[current].update(text.split(":", 1)[1].split())
+    return found
 
 
 class Container(FactBase):
@@ -121,7 +171,8 @@ class Container(FactBase):
         return None if found in ("", "none") else found
 
 
-def kernel_settings(*, container: str | None, arch: str, present: set[str] | None, ipv6_accept_ra: bool):
+def kernel_settings(*, container: str | None, arch: str, present: set[str] | None, ipv6_accept_ra: bool,
+                    core_dumps: bool = False):
     """The sysctl keys to set on this host as (key, value, why), and those skipped as (key, value, reason).
 
     Only facts that cannot change during a run decide: the container, the architecture, the keys
@@ -140,6 +191,8 @@ def kernel_settings(*, container: str | None, arch: str, present: set[str] | Non
             reason = f"the maximum depends on the architecture; the kernel default is kept on {arch}"
         elif ipv6_accept_ra and key in RA_KEYS:
             reason = "ipv6_accept_ra: true in settings (router advertisements and SLAAC stay on)"
+        elif core_dumps and key in CORE_KEYS:
+            reason = "core_dumps: true in settings"
         else:
             apply.append((key, value, why))
             continue
@@ -156,6 +209,9 @@ def sshd_dropin(settings: HostSettings) -> str:
         allow_users=settings.sshd_allow_users,
         allow_groups=settings.sshd_allow_groups,
         tcp_forwarding=settings.sshd_tcp_forwarding,
+        max_sessions=settings.sshd_max_sessions,
+        client_alive_count_max=settings.sshd_client_alive_count_max,
+        banner=ISSUE_NET if settings.login_banner else "none",
     )
 
 
@@ -213,6 +269,9 @@ def base(settings: HostSettings):
     else:
         files.file(name="No apt proxy", path=APT_PROXY, present=False)
 
+    platform = platform_of(host)
+    _security_suite(platform)
+
     installed = installed_packages()
     time_daemons = [name for name in OTHER_TIME_DAEMONS if name in installed]
     install_missing(PACKAGES + ([] if time_daemons else ["systemd-timesyncd"]))
@@ -229,7 +288,79 @@ def base(settings: HostSettings):
     _unattended_upgrades(settings)
     _time_sync(container, time_daemons)
     _kernel(settings, container)
-    _sshd(settings, platform_of(host))
+    _modules(settings)
+    _core_dumps(settings, "systemd-coredump" in installed)
+    _logins(settings)
+    _sshd(settings, platform)
+
+
+def root_only_cron(settings: HostSettings) -> None:
+    """/etc/crontab and the cron directories root's alone; role logs calls it once it has installed cron
+    (an /etc/crontab made before would be taken for the admin's own and kept by dpkg)."""
+    if not settings.cron_root_only:
+        return
+    for path, mode in CRON_PATHS.items():
+        if path.endswith("crontab"):
+            files.file(name=f"cron: {path} root-only", path=path, user="root", group="root", mode=mode)
+        else:
+            files.directory(name=f"cron: {path} root-only", path=path, user="root", group="root", mode=mode)
+
+
+def _security_suite(platform) -> None:
+    suite = f"{platform.codename}-security"
+    elsewhere = any(suite in suites for path, suites in host.get_fact(AptSources).items() if path != SECURITY_SOURCE)
+    if elsewhere:
+        source_op = files.file(name=f"apt sources: {suite} is already there (no source of the kit's)",
+                               path=SECURITY_SOURCE, present=False)
+    else:
+        source_op = template(
+            name=f"apt sources: add the security suite {suite}",
+            role="base",
+            src=f"{platform.family}/security.sources.j2",
+            dest=SECURITY_SOURCE,
+            suite=suite,
+            uri=platform.security_uri,
+            components=platform.security_components,
+            keyring=platform.archive_keyring,
+        )
+    apt.update(name="Refresh the package lists for the changed sources", _if=source_op.did_change)
+
+
+def _modules(settings: HostSettings) -> None:
+    if settings.blocked_kernel_modules:
+        template(name=f"Blocked kernel modules {MODPROBE_FILE}", role="base", src="modprobe.conf.j2",
+                 dest=MODPROBE_FILE, modules=settings.blocked_kernel_modules,
+                 jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True})
+    else:
+        files.file(name=f"No blocked kernel modules {MODPROBE_FILE}", path=MODPROBE_FILE, present=False)
+
+
+def _core_dumps(settings: HostSettings, coredump_installed: bool) -> None:
+    """No core dumps: from login sessions (limits.d), from services (systemd's DefaultLimitCORE), nor
+    kept by systemd-coredump; the kernel side (core_pattern, suid_dumpable) is in the sysctl file."""
+    off = not settings.core_dumps
+    for path, src, why in ((CORE_LIMITS, "limits.conf.j2", "login sessions"),
+                           (COREDUMP_DROPIN, "coredump.conf.j2", "systemd-coredump keeps none")):
+        if off and (path != COREDUMP_DROPIN or coredump_installed):
+            template(name=f"No core dumps: {why} ({path})", role="base", src=src, dest=path)
+        else:
+            files.file(name=f"Core dumps as the system has them: no {path}", path=path, present=False)
+    if off:
+        manager_op = template(name=f"No core dumps: services ({SYSTEM_DROPIN})", role="base",
+                              src="system-limits.conf.j2", dest=SYSTEM_DROPIN)
+    else:
+        manager_op = files.file(name=f"Core dumps as the system has them: no {SYSTEM_DROPIN}", path=SYSTEM_DROPIN,
+                                present=False)
+    # systemd reads its manager settings (system.conf.d) again on daemon-reload.
+    systemd.daemon_reload(name="systemd: reload its manager settings", _if=manager_op.did_change)
+
+
+def _logins(settings: HostSettings) -> None:
+    files.line(name=f"login.defs: UMASK {settings.login_umask}", path=LOGIN_DEFS, line=r"^\s*UMASK\s",
+               replace=f"UMASK {settings.login_umask}")
+    if settings.login_banner:
+        template(name=f"Login banner {ISSUE_NET}", role="base", src="issue.net.j2", dest=ISSUE_NET,
+                 banner=settings.login_banner)
 
 
 def _unattended_upgrades(settings: HostSettings) -> None:
@@ -267,7 +398,8 @@ def _kernel(settings: HostSettings, container: str | None) -> None:
     keys = tuple(key for key, _, _ in SYSCTL)
     live = host.get_fact(Sysctl, keys=keys)
     apply, skipped = kernel_settings(
-        container=container, arch=host.get_fact(Arch), present=set(live), ipv6_accept_ra=settings.ipv6_accept_ra
+        container=container, arch=host.get_fact(Arch), present=set(live), ipv6_accept_ra=settings.ipv6_accept_ra,
+        core_dumps=settings.core_dumps,
     )
     file_op = template(
         name=f"Kernel settings {SYSCTL_FILE}",

@@ -17,16 +17,23 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
-from openclaw_kit.operations import check_then_promote, checked_config, promote_files
+from openclaw_kit.operations import (
+    check_then_promote,
+    checked_config,
+    promote_files,
+    restart_in_sandbox,
+    sandbox_dropin,
+)
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
-from openclaw_kit.templates import render
+from openclaw_kit.templates import render, template
 from roles.firewall.nftables import TABLE
 from roles.nginx import ACCESS_LOG_NAME, LOG_DIR
 
 ETC = "/etc/fail2ban"
 CANDIDATE_DIR = "/var/lib/openclaw-kit/fail2ban/candidate"  # the kit's files, mirroring ETC, before the check
+SERVICE = "fail2ban.service"
 ACTION = "openclaw-kit-nftables"
 JAIL_FILE = "jail.d/openclaw-kit.conf"
 # python3-systemd: the sshd jail reads the journal.
@@ -65,7 +72,11 @@ def fail2ban(settings: HostSettings):
         commands=["systemctl reload-or-restart fail2ban.service"],
         _if=activate_op.did_change,
     )
-    systemd.service(name="fail2ban enabled and running", service="fail2ban.service", running=True, enabled=True)
+    sandbox_op = template(name=f"fail2ban's systemd sandbox {sandbox_dropin(SERVICE)}", role="fail2ban",
+                          src="systemd-sandbox.conf.j2", dest=sandbox_dropin(SERVICE))
+    server.shell(name="Restart fail2ban in its new sandbox", commands=restart_in_sandbox(SERVICE),
+                 _if=sandbox_op.did_change)
+    systemd.service(name="fail2ban enabled and running", service=SERVICE, running=True, enabled=True)
 
 
 def config_files(settings: HostSettings, access_log: str = f"{LOG_DIR}/{ACCESS_LOG_NAME}") -> dict[str, str]:

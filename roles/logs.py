@@ -19,6 +19,7 @@ from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import template
+from roles.base import root_only_cron
 from roles.openclaw import CLI, ENV_FILE, LOG_FILE, USER
 
 KIT_LOG_DIR = "/var/log/openclaw-kit"
@@ -47,6 +48,7 @@ JOURNAL_LIMITS = {"max_use": "1G", "keep_free": "2G", "max_file_size": "64M"}
 def logs(settings: HostSettings):
     platform = platform_of(host)
     install_missing(["cron", "logrotate"])
+    root_only_cron(settings)
     systemd.service(name="cron enabled and running", service="cron.service", running=True, enabled=True)
 
     # The audit log: root's, readable by adm; the gateway's user cannot write to it at all.

@@ -25,13 +25,13 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from openclaw_kit.certificates import server_certificate
-from openclaw_kit.operations import check_then_promote, checked_config
+from openclaw_kit.operations import check_then_promote, checked_config, restart_in_sandbox, sandbox_dropin
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.secrets import Secret, private_file
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.settings.nginx import WEBHOOK_PATHS
-from openclaw_kit.templates import render
+from openclaw_kit.templates import render, template
 
 ETC = "/etc/nginx"
 LIVE_DIR = f"{ETC}/openclaw-kit"  # the kit's servers
@@ -39,6 +39,7 @@ CANDIDATE_DIR = f"{ETC}/openclaw-kit.candidate"  # nginx.conf + openclaw-kit/, c
 INCLUDE_PATTERN = "openclaw-kit/*.conf"  # relative: nginx resolves it against nginx.conf's directory
 DEFAULT_SITE = f"{ETC}/sites-enabled/default"
 SERVERS = {"default-server.conf": "default-server.conf.j2", "site.conf": "site.conf.j2"}
+SERVICE = "nginx.service"
 PID = "/run/nginx.pid"  # as in Debian's nginx.service (PIDFile=)
 LOG_DIR = "/var/log/nginx"
 ACCESS_LOG_NAME = "openclaw-kit-access.log"  # in LOG_DIR; *.log: Debian's logrotate rotates it
@@ -136,7 +137,11 @@ def nginx(settings: HostSettings):
         ],
         _if=any_changed(*[op for op in (default_op, *bootstrap_ops, link_op, activate_op) if op is not None]),
     )
-    systemd.service(name="nginx enabled and running", service="nginx.service", running=True, enabled=True)
+    sandbox_op = template(name=f"nginx's systemd sandbox {sandbox_dropin(SERVICE)}", role="nginx",
+                          src="systemd-sandbox.conf.j2", dest=sandbox_dropin(SERVICE))
+    server.shell(name="Restart nginx in its new sandbox", commands=restart_in_sandbox(SERVICE),
+                 _if=sandbox_op.did_change)
+    systemd.service(name="nginx enabled and running", service=SERVICE, running=True, enabled=True)
 
 
 def config_files(

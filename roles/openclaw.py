@@ -261,14 +261,15 @@ def install_node(settings: HostSettings, arch: str | None, node_dir: str) -> Non
         server.shell(
             name=f"Unpack npm {NPM_VERSION}",
             commands=[
-                f"rm -rf {PREFIX}/npm-{NPM_VERSION} && mkdir -p {PREFIX}/npm-{NPM_VERSION} && "
+                f"umask 022 && rm -rf {PREFIX}/npm-{NPM_VERSION} && mkdir -p {PREFIX}/npm-{NPM_VERSION} && "
                 f"tar -xzf {npm_archive} -C {PREFIX}/npm-{NPM_VERSION} --strip-components=1 --no-same-owner"
             ],
         )
     server.shell(
         name=f"Unpack Node.js {settings.node_version}",
         commands=[
-            f"echo '{sha256}  {archive}' | sha256sum --check --quiet && rm -rf {node_dir}.partial && "
+            # umask: the service user reads what root unpacks, whatever login.defs' UMASK (027) gives sessions.
+            f"umask 022 && echo '{sha256}  {archive}' | sha256sum --check --quiet && rm -rf {node_dir}.partial && "
             f"mkdir -p {node_dir}.partial && tar -xf {archive} -C {node_dir}.partial --strip-components=1 "
             f"--no-same-owner && mv -T {node_dir}.partial {node_dir}"
         ],

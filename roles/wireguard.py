@@ -147,7 +147,7 @@ def wireguard(settings: HostSettings):
 
     kernel = host.get_fact(KernelWireGuard)
     # No Recommends: wireguard-tools recommends the DKMS module and its compiler toolchain.
-    install_missing(["wireguard-tools"] + ([] if kernel else ["wireguard-go"]), no_recommends=True)
+    install_missing(["wireguard-tools"] + ([] if kernel else ["wireguard-go"]))
     files.directory(name=f"{CONFIG_DIR}, root only", path=CONFIG_DIR, mode="700", user="root",
                     group=platform_of(host).root_group)
 

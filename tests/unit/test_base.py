@@ -7,10 +7,21 @@ import subprocess
 import pytest
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from openclaw_kit.platform import PLATFORMS
 from openclaw_kit.settings import SettingsError, validate_hosts
 from openclaw_kit.templates import TEMPLATES
-from roles.base import RA_KEYS, SSHD_CANDIDATE, SYSCTL, kernel_settings, sshd_check_script, sshd_dropin
+from roles.base import (
+    ISSUE_NET,
+    RA_KEYS,
+    SSHD_CANDIDATE,
+    SYSCTL,
+    apt_suites,
+    kernel_settings,
+    sshd_check_script,
+    sshd_dropin,
+)
 from tests.unit.fake_host import ENV, one_problem
+from tests.verify.test_base import listener_problems, security_releases
 
 GOOD = {
     "ssh_user": "root",
@@ -286,3 +297,158 @@ def test_sshd_check_refuses_what_would_lock_out_or_not_apply(ssh_etc, tmp_path, 
         kwargs.update(ssh_user="root", allow_groups=["no-such-group-kit"])
     run = run_sshd_check(etc, sshd, content, tmp_path / "candidate", **kwargs)
     assert run.returncode == 1 and expected in run.stderr, run.stderr
+
+
+def test_sshd_dropin_tightens_sessions_and_keepalives_and_shows_the_banner():
+    values = dict(directives(sshd_dropin(settings())))
+    assert (values["MaxSessions"], values["ClientAliveCountMax"], values["Banner"]) == ("4", "2", "none")
+    values = dict(directives(sshd_dropin(settings(sshd_max_sessions=2, sshd_client_alive_count_max=1,
+                                                  login_banner="Authorised use only.\nActivity is logged.\n"))))
+    assert (values["MaxSessions"], values["ClientAliveCountMax"], values["Banner"]) == ("2", "1", ISSUE_NET)
+
+
+# --- host baseline ---------------------------------------------------------------------------------
+
+
+def test_baseline_defaults():
+    s = settings()
+    assert (s.login_umask, s.core_dumps, s.cron_root_only, s.login_banner, s.auditd) == ("027", False, True, None, True)
+    assert {"dccp", "sctp", "rds", "tipc", "usb-storage"} <= set(s.blocked_kernel_modules)
+
+
+@pytest.mark.parametrize("umask", ["022", "0022", "27", "0777x", "abc", "828"])
+def test_umask_must_deny_others_everything(umask):
+    assert "denies others everything" in one_problem(GOOD, {"login_umask": umask}, "login_umask")
+
+
+def test_umask_0077_is_fine():
+    assert settings(login_umask="0077").login_umask == "0077"
+
+
+@pytest.mark.parametrize("setting, value, rule", [
+    ("sshd_max_sessions", 0, "greater than or equal to 1"),
+    ("sshd_max_sessions", 11, "less than or equal to 10"),
+    ("sshd_client_alive_count_max", 4, "less than or equal to 3"),
+    ("blocked_kernel_modules[1]", ["dccp", "usb storage"], "kernel module name"),
+    ("login_banner", "  \n", "some text"),
+    ("login_banner", "Bell\x07", "printable"),
+    ("login_banner", "x" * 2001, "2000"),
+])
+def test_baseline_values_are_checked(setting, value, rule):
+    line = one_problem(GOOD, {setting.split("[")[0]: value}, setting)
+    assert rule in line
+
+
+def test_core_dumps_on_keeps_the_core_pattern_but_not_suid_dumps():
+    apply, skipped = kernel_settings(container=None, arch="x86_64", present=None, ipv6_accept_ra=False, core_dumps=True)
+    assert [(key, reason) for key, _, reason in skipped] == [("kernel.core_pattern", "core_dumps: true in settings")]
+    assert ("fs.suid_dumpable", 0) in [(key, value) for key, value, _ in apply]
+    apply, _ = kernel_settings(container=None, arch="x86_64", present=None, ipv6_accept_ra=False)
+    assert ("kernel.core_pattern", "|/bin/false") in [(key, value) for key, value, _ in apply]
+
+
+def test_modprobe_file_blocks_each_module():
+    text = _render("modprobe.conf.j2", modules=["dccp", "usb-storage"])
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines == ["install dccp /bin/false", "blacklist dccp", "install usb-storage /bin/false", "blacklist usb-storage"]
+
+
+# --- apt sources -----------------------------------------------------------------------------------
+
+SOURCES = """==> /etc/apt/sources.list
+# deb http://deb.debian.org/debian bookworm-security main
+deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
+deb-src http://deb.debian.org/debian bookworm-updates main
+==> /etc/apt/sources.list.d/ubuntu.sources
+Types: deb
+URIs: http://archive.ubuntu.com/ubuntu/
+Suites: noble noble-updates noble-backports
+Components: main restricted universe multiverse
+
+Types: deb
+URIs: http://security.ubuntu.com/ubuntu/
+Suites: noble-security
+==> /etc/apt/sources.list.d/empty.list
+"""
+
+
+def test_apt_suites_reads_both_styles():
+    assert apt_suites(SOURCES.splitlines()) == {
+        "/etc/apt/sources.list": {"bookworm"},
+        "/etc/apt/sources.list.d/ubuntu.sources": {"noble", "noble-updates", "noble-backports", "noble-security"},
+        "/etc/apt/sources.list.d/empty.list": set(),
+    }
+
+
+@pytest.mark.parametrize("platform", PLATFORMS.values(), ids=lambda p: p.label)
+def test_the_security_source_the_kit_adds(platform):
+    text = _render("debian/security.sources.j2", suite=f"{platform.codename}-security", uri=platform.security_uri,
+                   components=platform.security_components, keyring=platform.archive_keyring)
+    fields = dict(line.split(": ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert fields["Types"] == "deb" and fields["Suites"] == f"{platform.codename}-security"
+    assert fields["URIs"].startswith("http") and "main" in fields["Components"].split()
+    assert fields["Signed-By"].startswith("/usr/share/keyrings/")
+    assert apt_suites(["==> x", *text.splitlines()]) == {"x": {f"{platform.codename}-security"}}
+
+
+# --- verify's checks on recorded output ------------------------------------------------------------
+
+POLICY = """Package files:
+ 100 /var/lib/dpkg/status
+     release a=now
+ 500 http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
+     release v=12,o=Debian,a=stable-security,n=bookworm-security,l=Debian-Security,c=main,b=amd64
+     origin deb.debian.org
+ 500 http://deb.debian.org/debian bookworm/main amd64 Packages
+     release v=12.12,o=Debian,a=stable,n=bookworm,l=Debian,c=main,b=amd64
+     origin deb.debian.org
+"""
+DEBIAN_PATTERNS = ["origin=Debian,codename=${distro_codename}-security,label=Debian-Security",
+                   "origin=Debian,codename=${distro_codename},label=Debian-Security"]
+
+
+def test_security_releases_match_what_unattended_upgrades_allows():
+    found = security_releases(POLICY, DEBIAN_PATTERNS, "bookworm")
+    assert found == ["v=12,o=Debian,a=stable-security,n=bookworm-security,l=Debian-Security,c=main,b=amd64"]
+    without = "\n".join(line for line in POLICY.splitlines() if "security" not in line)
+    assert security_releases(without, DEBIAN_PATTERNS, "bookworm") == []
+    assert security_releases(POLICY, DEBIAN_PATTERNS, "trixie") == []
+    ubuntu = " 500 http://security.ubuntu.com/ubuntu noble-security/main amd64 Packages\n" \
+             "     release v=24.04,o=Ubuntu,a=noble-security,n=noble,l=Ubuntu,c=main,b=amd64\n"
+    assert security_releases(ubuntu, ["origin=Ubuntu,archive=${distro_codename}-security"], "noble")
+
+
+SS = """tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=37,fd=3))
+tcp LISTEN 0 128 [::]:22 [::]:* users:(("sshd",pid=37,fd=4))
+tcp LISTEN 0 511 0.0.0.0:80 0.0.0.0:* users:(("nginx",pid=1,fd=5))
+tcp LISTEN 0 511 [::]:443 [::]:* users:(("nginx",pid=1,fd=6))
+tcp LISTEN 0 511 127.0.0.1:18789 0.0.0.0:* users:(("openclaw-gatewa",pid=2,fd=64))
+tcp LISTEN 0 511 [::1]:18789 [::]:* users:(("openclaw-gatewa",pid=2,fd=65))
+udp UNCONN 0 0 127.0.0.53%lo:53 0.0.0.0:* users:(("systemd-resolve",pid=3,fd=13))
+udp UNCONN 0 0 10.0.0.5%eth0:68 0.0.0.0:* users:(("systemd-network",pid=4,fd=20))
+"""
+
+
+def test_the_kits_listeners_and_tolerated_ones_pass():
+    assert listener_problems(SS, settings()) == []
+
+
+@pytest.mark.parametrize("line, why", [
+    ('tcp LISTEN 0 20 127.0.0.1:25 0.0.0.0:* users:(("exim4",pid=9,fd=4))', "unexpected listener"),
+    ('tcp LISTEN 0 511 0.0.0.0:18789 0.0.0.0:* users:(("openclaw-gatewa",pid=2,fd=66))', "unexpected listener"),
+    ('udp UNCONN 0 0 0.0.0.0:51820 0.0.0.0:*', "unexpected listener"),
+    ('udp UNCONN 0 0 0.0.0.0:53 0.0.0.0:*', "unexpected listener"),
+])
+def test_anything_else_listening_is_reported(line, why):
+    problems = listener_problems(SS + line + "\n", settings())
+    assert len(problems) == 1 and why in problems[0] and line.split()[4] in problems[0]
+
+
+def test_listeners_from_settings():
+    mesh = {"private_network": {"cidr": "10.99.0.0/24", "address": "10.99.0.1"}}
+    assert listener_problems(SS + "udp UNCONN 0 0 0.0.0.0:51820 0.0.0.0:*\n", settings(**mesh)) == []
+    moved = SS.replace(":22 ", ":2222 ").replace(":18789 ", ":18800 ")
+    assert listener_problems(moved, settings(sshd_port=2222, gateway_port=18800)) == []
+    assert listener_problems(moved, settings()) == [
+        f"unexpected listener: {line}" for line in moved.splitlines() if ":2222 " in line or ":18800 " in line
+    ] + ["nothing listens on tcp/22 (sshd)", "nothing listens on tcp/18789 (the gateway, behind nginx)"]

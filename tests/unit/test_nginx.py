@@ -524,6 +524,8 @@ OPERATIONS = [
     "Directory /etc/ssl/openclaw-kit/bootstrap", "Self-signed bootstrap key /etc/ssl/openclaw-kit/bootstrap/privkey.pem",
     "Self-signed bootstrap certificate /etc/ssl/openclaw-kit/bootstrap/fullchain.pem", "nginx's certificate /etc/ssl/openclaw-kit/current",
     "Check the candidate nginx configuration with nginx -t, then make it live", "Reload nginx for its new configuration",
+    "nginx's systemd sandbox /etc/systemd/system/nginx.service.d/openclaw-kit-sandbox.conf",
+    "Restart nginx in its new sandbox",
     "nginx enabled and running",
 ]
 

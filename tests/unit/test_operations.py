@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from pyinfra.api import FileUploadCommand, StringCommand
@@ -122,3 +124,35 @@ def test_a_rejected_candidate_leaves_the_live_files_and_says_why(tmp_path, passe
         assert run.returncode == 1 and run.stderr == "checker: line 1 is wrong\nkit: rejected, the old one stays\n"
         assert (live_dir / "conf.d/kit.conf").read_text() == "old\n"
     assert sorted(p.name for p in (live_dir / "conf.d").iterdir()) == ["kit.conf"], "no leftovers beside the live file"
+
+
+# A stand-in systemctl: `restart` fails while the sandbox drop-in exists when told to.
+FAKE_SYSTEMCTL = """#!/bin/sh
+echo "$*" >> "$LOG"
+if [ "$1" = restart ] && [ -n "$REFUSE" ] && [ -e "$DROPIN" ]; then exit 1; fi
+exit 0
+"""
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_a_service_that_will_not_start_in_its_sandbox_runs_without_it(tmp_path, refuse):
+    from openclaw_kit.operations import restart_in_sandbox, sandbox_dropin
+
+    bin_dir, unit_dir = tmp_path / "bin", tmp_path / "system"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (bin_dir / "systemctl").chmod(0o755)
+    dropin = Path(sandbox_dropin("nginx.service", str(unit_dir)))
+    dropin.parent.mkdir(parents=True)
+    dropin.write_text("[Service]\n")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(tmp_path / "log"), "DROPIN": str(dropin),
+           "REFUSE": "1" if refuse else ""}
+    run = subprocess.run(["sh", "-c", *restart_in_sandbox("nginx.service", str(unit_dir))], env=env,
+                         capture_output=True, text=True)
+    calls = (tmp_path / "log").read_text().splitlines()
+    if refuse:
+        assert run.returncode == 1 and "did not start in its systemd sandbox" in run.stderr
+        assert not dropin.exists()
+        assert calls == ["daemon-reload", "restart nginx.service", "daemon-reload", "restart nginx.service"]
+    else:
+        assert run.returncode == 0 and dropin.exists() and calls == ["daemon-reload", "restart nginx.service"]

@@ -1,14 +1,21 @@
 """Role base: hostname, package downloads through the proxy, unattended security upgrades, time
 sync, kernel hardening and the hardened sshd."""
 
+import ipaddress
 import re
 import subprocess
 
 import pytest
 
+from openclaw_kit.platform import PLATFORMS
 from roles.base import (
     APT_PROXY,
     APT_TIMERS,
+    CORE_LIMITS,
+    COREDUMP_DROPIN,
+    CRON_PATHS,
+    ISSUE_NET,
+    MODPROBE_FILE,
     OTHER_TIME_DAEMONS,
     SSHD_CANDIDATE,
     SSHD_DROPIN,
@@ -58,6 +65,86 @@ def test_unattended_security_upgrades(target):
         assert target.host.service(timer).is_running, timer
 
 
+def security_releases(policy: str, patterns: list[str], codename: str) -> list[str]:
+    """The releases in `apt-cache policy` output (its `release o=...,a=...` lines, i.e. sources apt
+    has downloaded lists of) that one of unattended-upgrades' Origins-Pattern entries matches."""
+    keys = {"origin": "o", "label": "l", "archive": "a", "suite": "a", "codename": "n", "component": "c",
+            "site": None}
+    found = []
+    for line in re.findall(r"^\s*release (.+)$", policy, re.M):
+        fields = dict(part.split("=", 1) for part in line.strip().split(",") if "=" in part)
+        for pattern in patterns:
+            wanted = dict(part.split("=", 1) for part in pattern.replace("${distro_codename}", codename).split(","))
+            if all(keys.get(key) and fields.get(keys[key]) == value for key, value in wanted.items()):
+                found.append(line.strip())
+                break
+    return found
+
+
+def test_unattended_upgrades_find_the_security_suite(target):
+    """The origins unattended-upgrades installs from are among the sources apt really has (and has
+    fetched): without the security suite in apt's sources it would have nothing to install."""
+    dump = target.host.check_output("apt-config dump")
+    patterns = re.findall(r'^Unattended-Upgrade::Origins-Pattern:: "(.+)";$', dump, re.M)
+    codename = target.host.check_output(". /etc/os-release && echo $VERSION_CODENAME")
+    assert codename in {platform.codename for platform in PLATFORMS.values()}
+    policy = target.host.check_output("apt-cache policy")
+    found = security_releases(policy, patterns, codename)
+    assert found, f"no source apt knows matches {patterns}:\n{policy}"
+    assert all("security" in release.lower() for release in found), found
+
+
+# --- what listens ------------------------------------------------------------------------------------
+
+# Listeners a host may have besides the kit's own, each for a reason: (protocol, port, loopback only, why).
+TOLERATED = [
+    ("udp", 68, False, "a DHCP client (the provider's network configuration)"),
+    ("udp", 546, False, "a DHCPv6 client"),
+    ("udp", 53, True, "systemd-resolved's stub resolver (Ubuntu), on 127.0.0.53/54"),
+    ("tcp", 53, True, "systemd-resolved's stub resolver (Ubuntu), on 127.0.0.53/54"),
+    ("udp", 323, True, "chronyd's command port"),
+]
+
+
+def expected_listeners(settings) -> list[tuple[str, int, bool, str]]:
+    """What may listen on a host with these settings: (protocol, port, loopback only, why)."""
+    expected = [("tcp", settings.sshd_port, False, "sshd"), ("tcp", 80, False, "nginx"), ("tcp", 443, False, "nginx"),
+                ("tcp", settings.gateway_port, True, "the gateway, behind nginx")]
+    if settings.private_network:
+        expected.append(("udp", settings.private_network.port, False, "WireGuard (private_network)"))
+    for port in settings.private_allowed_ports:
+        expected += [("tcp", port, False, "private_allowed_ports"), ("udp", port, False, "private_allowed_ports")]
+    return expected + TOLERATED
+
+
+def listener_problems(ss_output: str, settings) -> list[str]:
+    """`ss -Htulnp` lines that no expected listener explains, and the kit's own that are missing."""
+    allowed = expected_listeners(settings)
+    seen, problems = set(), []
+    for line in ss_output.splitlines():
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        protocol, local = fields[0], fields[4]
+        address, _, port = local.rpartition(":")
+        address = address.strip("[]").split("%", 1)[0]
+        loopback = address not in ("*", "") and ipaddress.ip_address(address).is_loopback
+        matches = [rule for rule in allowed if rule[0] == protocol and rule[1] == int(port) and (loopback or not rule[2])]
+        if matches:
+            seen.add((protocol, int(port)))
+        else:
+            problems.append(f"unexpected listener: {line.strip()}")
+    problems += [f"nothing listens on {protocol}/{port} ({why})" for protocol, port, _, why in allowed[:4]
+                 if (protocol, port) not in seen]
+    return problems
+
+
+def test_only_the_expected_sockets_listen(target):
+    """sshd, nginx on 80/443 and the gateway on loopback; no MTA, nothing nobody asked for."""
+    problems = listener_problems(target.host.check_output("ss -Htulnp"), target.settings)
+    assert problems == []
+
+
 def test_time_sync(target):
     others = [name for name in OTHER_TIME_DAEMONS if target.host.package(name).is_installed]
     if others:
@@ -81,7 +168,8 @@ def test_kernel_settings_are_live(target):
     paths = " ".join(f"/proc/sys/{key.replace('.', '/')}" for key, _, _ in SYSCTL)
     output = target.host.check_output(f'for f in {paths}; do [ -e "$f" ] && printf "%s=%s\\n" "$f" "$(cat "$f")"; done; true')
     live = {path.removeprefix("/proc/sys/").replace("/", "."): value for path, _, value in (line.partition("=") for line in output.splitlines())}
-    apply, skipped = kernel_settings(container=container, arch=target.host.check_output("uname -m"), present=set(live), ipv6_accept_ra=target.settings.ipv6_accept_ra)
+    apply, skipped = kernel_settings(container=container, arch=target.host.check_output("uname -m"), present=set(live), ipv6_accept_ra=target.settings.ipv6_accept_ra,
+                                     core_dumps=target.settings.core_dumps)
     assert apply
     sysctl_file = target.host.file(SYSCTL_FILE)
     assert sysctl_file.is_file and sysctl_file.user == "root" and sysctl_file.mode == 0o644
@@ -131,7 +219,7 @@ def test_sshd_effective_config_is_hardened(target):
         "maxauthtries": ["3"],
         "logingracetime": ["30"],
         "clientaliveinterval": ["300"],
-        "clientalivecountmax": ["3"],
+        "clientalivecountmax": [str(s.sshd_client_alive_count_max)],
         "allowtcpforwarding": [s.sshd_tcp_forwarding],
         "allowagentforwarding": ["no"],
         "allowstreamlocalforwarding": ["no"],
@@ -142,7 +230,8 @@ def test_sshd_effective_config_is_hardened(target):
         "permituserenvironment": ["no"],
         "loglevel": ["VERBOSE"],
         "syslogfacility": ["AUTH"],
-        "maxsessions": ["10"],
+        "maxsessions": [str(s.sshd_max_sessions)],
+        "banner": [ISSUE_NET if s.login_banner else "none"],
         "maxstartups": ["10:30:100"],
         "tcpkeepalive": ["no"],
         **{key: [value] for key, value in MODERN.items()},
@@ -174,6 +263,58 @@ def test_password_logins_are_refused_from_here(target):
     attempt = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert attempt.returncode == 255
     assert "Permission denied (publickey)." in attempt.stderr, attempt.stderr
+
+
+# --- host baseline ------------------------------------------------------------------------------------
+
+
+def test_login_umask(target):
+    lines = re.findall(r"^\s*UMASK\s+(\S+)", target.host.file("/etc/login.defs").content_string, re.M)
+    assert lines == [target.settings.login_umask]
+
+
+def test_no_core_dumps(target):
+    if target.settings.core_dumps:
+        pytest.skip("core_dumps: true in settings")
+    assert "* hard core 0" in target.host.file(CORE_LIMITS).content_string.splitlines()
+    # Services: systemd's default for every unit (and so for the gateway).
+    assert target.host.check_output("systemctl show --property DefaultLimitCORE") == "DefaultLimitCORE=0"
+    assert target.host.check_output("systemctl show --property LimitCORE openclaw-gateway.service") == "LimitCORE=0"
+    if target.host.package("systemd-coredump").is_installed:
+        assert target.host.file(COREDUMP_DROPIN).is_file
+        assert "Storage=none" in target.host.check_output("systemd-analyze cat-config systemd/coredump.conf").splitlines()
+    # fs.suid_dumpable and kernel.core_pattern: test_kernel_settings_are_live (where the kernel lets them be set).
+
+
+def test_blocked_kernel_modules(target):
+    modules = target.settings.blocked_kernel_modules
+    if not modules:
+        assert not target.host.file(MODPROBE_FILE).exists
+        return
+    lines = target.host.file(MODPROBE_FILE).content_string.splitlines()
+    assert [module for module in modules if f"install {module} /bin/false" not in lines] == []
+    if target.host.exists("modprobe"):  # containers often have no kmod at all
+        for module in modules:
+            assert "install /bin/false" in target.host.check_output(f"modprobe -n -v {module} 2>&1 || true"), module
+    loaded = target.host.check_output("cat /proc/modules 2>/dev/null | cut -d' ' -f1 || true").split()
+    assert [module for module in modules if module.replace("-", "_") in loaded] == []
+
+
+def test_cron_is_root_only(target):
+    if not target.settings.cron_root_only:
+        pytest.skip("cron_root_only: false in settings")
+    for path, mode in CRON_PATHS.items():
+        found = target.host.file(path)
+        if found.exists:
+            assert (found.user, found.group, found.mode) == ("root", "root", int(mode, 8)), path
+
+
+def test_login_banner(target):
+    banner = target.settings.login_banner
+    if not banner:
+        pytest.skip("no login_banner in settings (sshd shows none: test_sshd_effective_config_is_hardened)")
+    issue = target.host.file(ISSUE_NET)
+    assert issue.mode == 0o644 and issue.content_string.rstrip("\n") == banner.rstrip("\n")
 
 
 def test_the_system_is_running_not_degraded(target):

@@ -7,8 +7,13 @@ import shlex
 
 import pytest
 
-from roles.fail2ban import ACTION, ETC, NGINX_JAILS, config_files
+from openclaw_kit.operations import sandbox_dropin
+from roles.fail2ban import ACTION, ETC, NGINX_JAILS, SERVICE, config_files
 from roles.firewall.nftables import TABLE
+from tests.verify.sandboxing import exposure
+
+# systemd-analyze security's exposure the kit's sandbox keeps fail2ban at or under (README: the figures).
+EXPOSURE_TARGET = 6.5
 
 # Never banned besides admin_cidrs (the kit's promise; ignoreself adds the host's own addresses).
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
@@ -83,3 +88,9 @@ def test_bans_go_into_the_kit_sets_and_fail2ban_has_no_table(target):
         assert found["type"] == kind and "timeout" in found["flags"]
     tables = target.host.check_output("nft list tables")
     assert "f2b" not in tables, tables
+
+
+def test_fail2ban_runs_in_its_systemd_sandbox(target):
+    assert target.host.file(sandbox_dropin(SERVICE)).is_file
+    assert target.host.service("fail2ban").is_running
+    assert exposure(target, SERVICE) <= EXPOSURE_TARGET

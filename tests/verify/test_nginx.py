@@ -3,8 +3,13 @@
 import ipaddress
 import json
 
+from openclaw_kit.operations import sandbox_dropin
 from openclaw_kit.settings.nginx import WEBHOOK_PATHS
-from roles.nginx import ACCESS_LOG_NAME, CERTIFICATE, DEFAULT_SITE, ETC, LIVE_DIR, LOG_DIR, operator_cidrs
+from roles.nginx import ACCESS_LOG_NAME, CERTIFICATE, DEFAULT_SITE, ETC, LIVE_DIR, LOG_DIR, SERVICE, operator_cidrs
+from tests.verify.sandboxing import exposure
+
+# systemd-analyze security's exposure the kit's sandbox keeps nginx at or under (README: the figures).
+EXPOSURE_TARGET = 4.5
 
 # Asked from the host itself, so it checks nginx, not the network in between.
 ASK = """python3 - <<'PY'
@@ -127,3 +132,9 @@ def test_access_log_is_json(target):
     assert log.exists
     last = target.host.check_output(f"tail -n 1 {LOG_DIR}/{ACCESS_LOG_NAME}")
     assert last.startswith("{") and '"status"' in last, last
+
+
+def test_nginx_runs_in_its_systemd_sandbox(target):
+    assert target.host.file(sandbox_dropin(SERVICE)).is_file
+    assert target.host.service("nginx").is_running
+    assert exposure(target, SERVICE) <= EXPOSURE_TARGET
