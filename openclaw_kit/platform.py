@@ -42,11 +42,13 @@ _DEBIAN = dict(
     sshd="/usr/sbin/sshd",
 )
 
-# (distribution, major version) -> its row. macOS (launchd, pf, newsyslog, Homebrew, wheel) is to come.
-PLATFORMS: dict[tuple[str, int], Platform] = {
-    ("Debian", 12): Platform(label="Debian 12", **_DEBIAN),
-    ("Debian", 13): Platform(label="Debian 13", **_DEBIAN),
-    ("Ubuntu", 24): Platform(label="Ubuntu 24.04", **_DEBIAN),
+# (distribution, major, minor version or None for any point release) -> its row. Ubuntu's minor is
+# part of the release: 24.10 shares 24.04's major but is another system (and unsupported).
+# macOS (launchd, pf, newsyslog, Homebrew, wheel) is to come.
+PLATFORMS: dict[tuple[str, int, int | None], Platform] = {
+    ("Debian", 12, None): Platform(label="Debian 12", **_DEBIAN),
+    ("Debian", 13, None): Platform(label="Debian 13", **_DEBIAN),
+    ("Ubuntu", 24, 4): Platform(label="Ubuntu 24.04", **_DEBIAN),
 }
 
 
@@ -57,10 +59,22 @@ class System:
     kernel: str
     distribution: str | None
     major: int | None
+    minor: int | None = None
+
+    @property
+    def version(self) -> str:
+        if self.major is None:
+            return ""
+        if self.distribution == "Ubuntu" and self.minor is not None:   # 24.04, as Ubuntu writes it
+            return f"{self.major}.{self.minor:02d}"
+        return str(self.major)
 
 
 def platform_of_system(system: System) -> Platform | None:
-    return PLATFORMS.get((system.distribution, system.major)) if system.kernel == "Linux" else None
+    if system.kernel != "Linux":
+        return None
+    key = (system.distribution, system.major)
+    return PLATFORMS.get((*key, system.minor)) or PLATFORMS.get((*key, None))
 
 
 def system_problem(system: System) -> str | None:
@@ -68,7 +82,7 @@ def system_problem(system: System) -> str | None:
     if system.kernel == "Darwin":
         return "macOS hosts are not supported by this version of the kit (Linux roles only)"
     if platform_of_system(system) is None:
-        found = f"{system.distribution or 'unknown'} {system.major or ''}".strip()
+        found = f"{system.distribution or 'unknown'} {system.version}".strip()
         supported = ", ".join(platform.label for platform in PLATFORMS.values())
         return f"{system.kernel} {found} is not supported: the kit supports {supported}"
     return None
@@ -80,7 +94,7 @@ def system_of(host) -> System:
 
     kernel = host.get_fact(Kernel)
     distro = host.get_fact(LinuxDistribution) if kernel == "Linux" else {}
-    return System(kernel, distro.get("name"), distro.get("major"))
+    return System(kernel, distro.get("name"), distro.get("major"), distro.get("minor"))
 
 
 def platform_of(host) -> Platform:
