@@ -744,6 +744,14 @@ def _prepare_rootfs(name: str, address: str, base: Path, distro: str, root_login
         f"[Match]\nName=host0\n\n[Network]\nAddress={address}/{NETWORK.prefixlen}\n"
         f"Gateway={GATEWAY}\n")
     _run(["systemctl", "--root", str(root), "--quiet", "enable", "systemd-networkd.service"])
+    # As cloud-init does on a cloud image, reach network-online.target at boot. Else the first unit
+    # that wants it (the gateway) starts systemd-networkd-wait-online right after a daemon-reload,
+    # which systemd 255/257 (Ubuntu 24.04, Debian 13) can fail: "Failed to spawn executor".
+    _run(["systemctl", "--root", str(root), "--quiet", "enable", "systemd-networkd-wait-online.service"])
+    wants = etc / "systemd" / "system" / "multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        (wants / "network-online.target").symlink_to("/usr/lib/systemd/system/network-online.target")
     return root
 
 
