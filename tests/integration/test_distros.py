@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 import sandbox
-from tests.integration.conftest import HOSTS, REPO, changed_hosts, deploy_json, run_verify
+from tests.integration.conftest import HOSTS, REPO, changed_hosts, deploy_json, run_verify, ssh
 
 pytestmark = pytest.mark.sandbox
 
@@ -51,6 +51,11 @@ def fresh_deploy(matrix_inventory, kit_env):
 def test_the_matrix_hosts_run_their_distros(matrix_state):
     hosts = matrix_state["hosts"][HOSTS:]
     assert [(h["os"], h["ssh_user"]) for h in hosts] == [("Debian 12", "root"), ("Ubuntu 24.04", "ubuntu")]
+    # Like a cloud image: root cannot log in over SSH, the ubuntu user can and has sudo.
+    ubuntu = hosts[1]["address"]
+    refused = ssh(matrix_state, ubuntu, "true", check=False)
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr
+    assert ssh({**matrix_state, "ssh_user": "ubuntu"}, ubuntu, "sudo -n id -un").stdout.strip() == "root"
 
 
 def test_a_fresh_deploy_succeeds_on_every_distro(fresh_deploy, matrix_state):

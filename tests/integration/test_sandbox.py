@@ -268,7 +268,8 @@ def test_down_removes_everything(state):
     assert not (Path(sd) / "hosts").exists()
     # kept: the SSH key pair and the base image, so the next up is fast
     assert Path(state["ssh_key"]).exists()
-    assert (sandbox.cache_dir() / sandbox.BASE_IMAGE / "etc" / "os-release").exists()
+    for distro in ("debian13", "ubuntu2404"):
+        assert (sandbox.cache_dir() / sandbox.base_image_name(distro) / "etc" / "os-release").exists()
 
     with pytest.raises(sandbox.SandboxError, match="not up"):
         sandbox.load_state()
