@@ -15,12 +15,14 @@ sandbox = (
             {
                 "hostname": host["name"],
                 "domain": host_domain(host["name"]),
+                # A host made like a cloud image (root cannot log in) is deployed as its admin user.
+                **({"ssh_user": host["ssh_user"], "_sudo": True} if host.get("ssh_user", "root") != "root" else {}),
             },
         )
         for host in _state["hosts"]
     ],
     {
-        "ssh_user": _state["ssh_user"],
+        "ssh_user": "root",
         "ssh_key": _state["ssh_key"],
         "ssh_known_hosts_file": _state["known_hosts"],
         "ssh_strict_host_key_checking": "yes",

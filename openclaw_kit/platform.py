@@ -48,24 +48,25 @@ _DEBIAN = dict(
     sshd="/usr/sbin/sshd",
 )
 
-# (distribution, major version) -> its row.
+# (distribution, major, minor version or None for any point release) -> its row. Ubuntu's minor is
+# part of the release: 24.10 shares 24.04's major but is another system (and unsupported).
 _DEBIAN_SECURITY = dict(security_uri="http://deb.debian.org/debian-security", security_components="main")
 # Ubuntu's security suite on amd64; other architectures are served by ports.ubuntu.com/ubuntu-ports.
 _UBUNTU_SECURITY = dict(security_uri="http://security.ubuntu.com/ubuntu",
                         security_components="main restricted universe multiverse",
                         archive_keyring="/usr/share/keyrings/ubuntu-archive-keyring.gpg")
 
-PLATFORMS: dict[tuple[str, int], Platform] = {
-    ("Debian", 12): Platform(label="Debian 12", **_DEBIAN, codename="bookworm", **_DEBIAN_SECURITY,
-                             archive_keyring="/usr/share/keyrings/debian-archive-keyring.gpg"),
+PLATFORMS: dict[tuple[str, int, int | None], Platform] = {
+    ("Debian", 12, None): Platform(label="Debian 12", **_DEBIAN, codename="bookworm", **_DEBIAN_SECURITY,
+                                   archive_keyring="/usr/share/keyrings/debian-archive-keyring.gpg"),
     # trixie's debian-archive-keyring ships its keyrings as .pgp (what its own debian.sources names).
-    ("Debian", 13): Platform(label="Debian 13", **_DEBIAN, codename="trixie", **_DEBIAN_SECURITY,
-                             archive_keyring="/usr/share/keyrings/debian-archive-keyring.pgp"),
-    ("Ubuntu", 24): Platform(label="Ubuntu 24.04", **_DEBIAN, codename="noble", **_UBUNTU_SECURITY),
+    ("Debian", 13, None): Platform(label="Debian 13", **_DEBIAN, codename="trixie", **_DEBIAN_SECURITY,
+                                   archive_keyring="/usr/share/keyrings/debian-archive-keyring.pgp"),
+    ("Ubuntu", 24, 4): Platform(label="Ubuntu 24.04", **_DEBIAN, codename="noble", **_UBUNTU_SECURITY),
 }
 
 # macOS: its rows are described in platform_macos.py (tested on recorded facts, not on a real Mac).
-PLATFORMS.update({("macOS", major): Platform(label=label, **MACOS) for major, label in MACOS_RELEASES.items()})
+PLATFORMS.update({("macOS", major, None): Platform(label=label, **MACOS) for major, label in MACOS_RELEASES.items()})
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,25 @@ class System:
     kernel: str
     distribution: str | None
     major: int | None
+    minor: int | None = None
     arch: str | None = None  # uname -m; read on macOS only (arm64 or x86_64)
+
+    @property
+    def version(self) -> str:
+        if self.major is None:
+            return ""
+        if self.distribution == "Ubuntu" and self.minor is not None:   # 24.04, as Ubuntu writes it
+            return f"{self.major}.{self.minor:02d}"
+        return str(self.major)
 
 
 def platform_of_system(system: System) -> Platform | None:
     if system.kernel == "Darwin":
-        return None if macos_problem(system) else PLATFORMS.get(("macOS", system.major))
-    return PLATFORMS.get((system.distribution, system.major)) if system.kernel == "Linux" else None
+        return None if macos_problem(system) else PLATFORMS.get(("macOS", system.major, None))
+    if system.kernel != "Linux":
+        return None
+    key = (system.distribution, system.major)
+    return PLATFORMS.get((*key, system.minor)) or PLATFORMS.get((*key, None))
 
 
 def system_problem(system: System) -> str | None:
@@ -89,7 +102,7 @@ def system_problem(system: System) -> str | None:
     if system.kernel == "Darwin":
         return macos_problem(system)
     if platform_of_system(system) is None:
-        found = f"{system.distribution or 'unknown'} {system.major or ''}".strip()
+        found = f"{system.distribution or 'unknown'} {system.version}".strip()
         supported = ", ".join(platform.label for platform in PLATFORMS.values())
         return f"{system.kernel} {found} is not supported: the kit supports {supported}"
     return None
@@ -105,7 +118,7 @@ def system_of(host) -> System:
 
         return macos_system(host)
     distro = host.get_fact(LinuxDistribution) if kernel == "Linux" else {}
-    return System(kernel, distro.get("name"), distro.get("major"))
+    return System(kernel, distro.get("name"), distro.get("major"), distro.get("minor"))
 
 
 def platform_of(host) -> Platform:

@@ -56,4 +56,4 @@ def macos_system(host):
 
     from openclaw_kit.platform import System
 
-    return System("Darwin", "macOS", macos_major(host.get_fact(MacosVersion)), host.get_fact(Arch))
+    return System("Darwin", "macOS", macos_major(host.get_fact(MacosVersion)), arch=host.get_fact(Arch))

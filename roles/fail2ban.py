@@ -46,13 +46,22 @@ NGINX_JAILS = [
      "why": "Requests refused with 401 or 403: guessing tokens, or probing from a public address what only "
             "operators may reach."},
 ]
+# Restart, not reload, while the running sshd jail does not ban through the kit's action yet (not
+# running on a fresh Debian 12; Debian's own nftables action on Debian 13 and Ubuntu 24.04): a reload
+# that changes a jail's action leaves the jail with no action at all (fail2ban 1.0.2 and 1.1).
+RELOAD = (
+    "if systemctl is-active --quiet fail2ban.service"
+    f" && fail2ban-client get sshd actions 2>/dev/null | grep -qx {ACTION}; then "
+    "systemctl reload fail2ban.service; else systemctl restart fail2ban.service; fi"
+)
 REJECTED = "fail2ban rejected the new configuration (its message is above); the running fail2ban keeps the old one"
 
 
 @deploy("fail2ban")
 def fail2ban(settings: HostSettings):
     # On Debian 12 the packaged fail2ban does not start with its own defaults (its sshd jail reads a
-    # missing /var/log/auth.log), so nothing bans through iptables before the kit's files are live.
+    # missing /var/log/auth.log); on Debian 13 and Ubuntu 24.04 it does, banning through nftables
+    # tables of its own until the kit's files are live (the restart below removes them).
     install_missing(PACKAGES)
 
     # Decided on the live files, so a candidate fail2ban rejected last time is checked again, and a
@@ -66,10 +75,9 @@ def fail2ban(settings: HostSettings):
         rejected=REJECTED,
         group=platform_of(host).root_group,
     )
-    # reload-or-restart: on a fresh Debian 12 host the packaged fail2ban is not running yet.
     server.shell(
         name="Reload fail2ban for its new configuration",
-        commands=["systemctl reload-or-restart fail2ban.service"],
+        commands=[RELOAD],
         _if=activate_op.did_change,
     )
     sandbox_op = template(name=f"fail2ban's systemd sandbox {sandbox_dropin(SERVICE)}", role="fail2ban",

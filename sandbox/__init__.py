@@ -1,7 +1,8 @@
-"""Local sandbox of real Debian 12 hosts for testing the kit.
+"""Local sandbox of real Debian and Ubuntu hosts for testing the kit.
 
-`up(n)` boots n systemd-booted bookworm containers (systemd-nspawn) on the
-bridge ockit0, reachable over SSH from this machine, plus three helper
+`up(n, distros)` boots n systemd-booted containers (systemd-nspawn) of Debian 12,
+Debian 13 or Ubuntu 24.04 (DISTROS; a mix is fine) on the bridge ockit{slot},
+reachable over SSH from this machine, plus three helper
 services on the bridge address: tinyproxy (a forward proxy, for the kit's own
 `proxy` setting), pebble (a test ACME server) and pebble-challtestsrv (its DNS).
 `down()` removes all of it again except the base image cache and the SSH key
@@ -9,7 +10,8 @@ pair. Everything is described by state.json in the state directory, which
 other code reads through `load_state()`.
 
 Requires root and the Debian packages systemd-container, debootstrap,
-tinyproxy, pebble, openssh-client and iproute2. Works without systemd as PID 1.
+tinyproxy, pebble, openssh-client and iproute2 (Ubuntu images also the
+ubuntu-keyring package, which the sandbox fetches from Debian 13 if missing). Works without systemd as PID 1.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
     "SandboxError", "available", "up", "down", "status", "load_state",
-    "ssh_command", "state_dir", "cache_dir", "host_domain",
+    "ssh_command", "state_dir", "cache_dir", "host_domain", "DISTROS", "DEFAULT_DISTRO",
 ]
 
 # A slot number lets separate sandboxes run side by side (each its own bridge, subnet, state).
@@ -39,7 +42,6 @@ BRIDGE = f"ockit{SLOT}"
 NETWORK = ipaddress.ip_network(f"10.231.{SLOT}.0/24")
 GATEWAY = str(NETWORK.network_address + 1)
 MACHINE_PREFIX = f"ockit{SLOT}-"
-SUITE = "bookworm"
 MAX_HOSTS = 50                      # addresses .11 ... .60
 # Sandbox hosts are served on <name>.openclaw.test (a reserved TLD: never resolves outside).
 DOMAIN = "openclaw.test"
@@ -52,10 +54,36 @@ PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3",
     "iproute2", "ca-certificates", "sudo",
 ]
-# The cached base image is named by its package list: a changed list builds a new one.
-BASE_IMAGE = f"{SUITE}-base-" + hashlib.sha256(",".join(PACKAGES).encode()).hexdigest()[:8]
-# The non-root user a cloud image comes with (passwordless sudo, the same SSH key as root).
-ADMIN_USER = "admin"
+
+
+@dataclass(frozen=True)
+class Distro:
+    """How to build a base image of a distribution, and what its cloud image has."""
+
+    label: str          # "Debian 13"
+    suite: str          # the codename debootstrap builds
+    vendor: str         # "debian" or "ubuntu": which archive and keyring
+    admin_user: str     # the non-root user its cloud images come with (passwordless sudo)
+
+
+DISTROS = {
+    "debian12": Distro("Debian 12", "bookworm", "debian", "admin"),
+    "debian13": Distro("Debian 13", "trixie", "debian", "admin"),
+    "ubuntu2404": Distro("Ubuntu 24.04", "noble", "ubuntu", "ubuntu"),
+}
+DEFAULT_DISTRO = "debian13"
+# Ubuntu's own archives (what its images use; mirrors via OPENCLAW_SANDBOX_UBUNTU_MIRROR).
+UBUNTU_ARCHIVE = "http://archive.ubuntu.com/ubuntu"
+UBUNTU_SECURITY = "http://security.ubuntu.com/ubuntu"
+# Debian 12's own Debian has no ubuntu-keyring any more; Debian 13 ships it (from this suite).
+UBUNTU_KEYRING_SUITE = "trixie"
+UBUNTU_KEYRING = "/usr/share/keyrings/ubuntu-archive-keyring.gpg"
+# The image version: a change to the package list or to _finish_image builds new images.
+IMAGE_VERSION = hashlib.sha256((",".join(PACKAGES) + ",cloud-sources-1").encode()).hexdigest()[:8]
+
+
+def base_image_name(distro: str) -> str:
+    return f"{DISTROS[distro].suite}-base-{IMAGE_VERSION}"
 # binary -> Debian package that provides it
 REQUIRED_BINARIES = {
     "systemd-nspawn": "systemd-container",
@@ -377,10 +405,69 @@ def debian_mirror() -> str:
                        " or /etc/apt/sources.list.d; set OPENCLAW_SANDBOX_MIRROR")
 
 
-def _base_image() -> Path:
-    """The cached debootstrap of bookworm, built once (about a minute)."""
+def debian_security_mirror() -> str:
+    """The Debian security archive this machine's apt uses, else the one beside its main archive."""
+    for uri in _apt_uris():
+        if uri.rstrip("/").endswith("/debian-security"):
+            return uri
+    return debian_mirror().rstrip("/") + "-security"
+
+
+def _archives(distro: Distro) -> tuple[str, str]:
+    """(main archive, security archive) the image is built from and its apt sources name."""
+    if distro.vendor == "ubuntu":
+        return os.environ.get("OPENCLAW_SANDBOX_UBUNTU_MIRROR") or UBUNTU_ARCHIVE, UBUNTU_SECURITY
+    return debian_mirror(), debian_security_mirror()
+
+
+def apt_sources(distro: Distro, archive: str, security: str) -> tuple[str, str]:
+    """(file name, deb822 text) of the apt sources a cloud image of `distro` has: main, updates, security."""
+    if distro.vendor == "ubuntu":
+        # universe: fail2ban and certbot live there; Ubuntu's cloud images enable all four components.
+        components, keyring = "main restricted universe multiverse", UBUNTU_KEYRING
+    else:
+        components, keyring = "main", "/usr/share/keyrings/debian-archive-keyring.gpg"
+    text = (f"Types: deb\nURIs: {archive}\nSuites: {distro.suite} {distro.suite}-updates\n"
+            f"Components: {components}\nSigned-By: {keyring}\n\n"
+            f"Types: deb\nURIs: {security}\nSuites: {distro.suite}-security\n"
+            f"Components: {components}\nSigned-By: {keyring}\n")
+    return f"{distro.vendor}.sources", text
+
+
+def _ubuntu_keyring(cache: Path) -> str:
+    """Ubuntu's archive keyring: the installed ubuntu-keyring, else that package from Debian 13,
+    downloaded by apt (so checked against Debian's keys) and unpacked into the cache."""
+    if Path(UBUNTU_KEYRING).exists():
+        return UBUNTU_KEYRING
+    keyring = cache / "ubuntu-keyring" / UBUNTU_KEYRING.lstrip("/")
+    if keyring.exists():
+        return str(keyring)
+    work = Path(tempfile.mkdtemp(dir=cache, prefix=".ubuntu-keyring.tmp-"))
+    try:
+        (work / "sources.list").write_text(f"deb {debian_mirror()} {UBUNTU_KEYRING_SUITE} main\n")
+        for d in ("lists/partial", "cache/archives/partial"):
+            (work / d).mkdir(parents=True)
+        apt = ["apt-get", "-q", "-o", f"Dir::Etc::SourceList={work / 'sources.list'}",
+               "-o", "Dir::Etc::SourceParts=/nonexistent", "-o", f"Dir::State::Lists={work / 'lists'}",
+               "-o", f"Dir::Cache={work / 'cache'}", "-o", "Debug::NoLocking=1",
+               "-o", "APT::Sandbox::User=root"]
+        _run([*apt, "update"])
+        _run([*apt, "download", "ubuntu-keyring"], cwd=work)
+        deb = next(work.glob("ubuntu-keyring_*.deb"))
+        _run(["dpkg-deb", "-x", str(deb), str(work / "unpacked")])
+        _remove_tree(cache / "ubuntu-keyring")
+        os.rename(work / "unpacked", cache / "ubuntu-keyring")
+    finally:
+        _remove_tree(work)
+    return str(keyring)
+
+
+def _base_image(distro_name: str = DEFAULT_DISTRO) -> Path:
+    """The cached debootstrap of a distro, built once (a minute or two) from its own archive."""
+    distro = DISTROS[distro_name]
+    image = base_image_name(distro_name)
     cache = cache_dir()
-    base = cache / BASE_IMAGE
+    base = cache / image
     if (base / "etc" / "os-release").exists():
         base.chmod(0o755)                                 # caches made by older versions were 0700
         return base
@@ -388,29 +475,46 @@ def _base_image() -> Path:
     with _locked(cache / ".lock"):
         if (base / "etc" / "os-release").exists():       # built meanwhile by someone else
             return base
-        for stale in cache.glob(f".{BASE_IMAGE}.tmp-*"):   # an interrupted earlier build
+        for stale in cache.glob(f".{image}.tmp-*"):       # an interrupted earlier build
             _remove_tree(stale)
-        mirror = debian_mirror()
-        tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{BASE_IMAGE}.tmp-"))
-        log = cache / "debootstrap.log"
+        archive, security = _archives(distro)
+        argv = ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES)]
+        script = []
+        if distro.vendor == "ubuntu":
+            argv.append("--keyring=" + _ubuntu_keyring(cache))
+            # An older debootstrap lacks the newest codenames; every Ubuntu release uses gutsy's script.
+            if not Path(f"/usr/share/debootstrap/scripts/{distro.suite}").exists():
+                script = ["/usr/share/debootstrap/scripts/gutsy"]
+        tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{image}.tmp-"))
+        log = cache / f"debootstrap-{distro.suite}.log"
         try:
             with open(log, "wb") as out:
-                rc = subprocess.run(
-                    ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES),
-                     SUITE, str(tmp), mirror],
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT).returncode
+                rc = subprocess.run([*argv, distro.suite, str(tmp), archive, *script],
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT).returncode
             if rc != 0:
-                raise SandboxError(f"debootstrap of {SUITE} from {mirror} failed (exit {rc}); {_tail(log)}")
+                raise SandboxError(f"debootstrap of {distro.suite} from {archive} failed (exit {rc}); {_tail(log)}")
             _unmount_all(tmp)                             # debootstrap may leave /proc etc.
-            # Per-host identity is created when a host is made; keep none in the base.
-            for key in (tmp / "etc" / "ssh").glob("ssh_host_*"):
-                key.unlink()
+            _finish_image(tmp, distro, archive, security)
             tmp.chmod(0o755)                              # mkdtemp made it 0700; "/" must be 0755
             os.rename(tmp, base)                          # atomic: never a half cache
         except BaseException:
             _remove_tree(tmp)
             raise
     return base
+
+
+def _finish_image(root: Path, distro: Distro, archive: str, security: str) -> None:
+    """What a cloud image of the distro has beyond debootstrap: its apt sources and admin user."""
+    # Per-host identity is created when a host is made; keep none in the base.
+    for key in (root / "etc" / "ssh").glob("ssh_host_*"):
+        key.unlink()
+    apt = root / "etc" / "apt"
+    with contextlib.suppress(FileNotFoundError):
+        (apt / "sources.list").unlink()                   # debootstrap's one line: main only
+    name, text = apt_sources(distro, archive, security)
+    (apt / "sources.list.d").mkdir(exist_ok=True)
+    (apt / "sources.list.d" / name).write_text(text)
+    _add_admin_user(root, distro.admin_user)
 
 
 # --------------------------------------------------------------------------
@@ -568,16 +672,16 @@ def _link_kind(name: str) -> str:
 # --------------------------------------------------------------------------
 # hosts
 
-def ssh_command(address: str, state: dict | None = None) -> list[str]:
+def ssh_command(address: str, state: dict | None = None, user: str | None = None) -> list[str]:
     """argv prefix to run a command on a sandbox host with strict host key checking."""
     state = state or {"ssh_key": str(_paths()["key"]), "known_hosts": str(_paths()["known_hosts"])}
     return ["ssh", "-i", state["ssh_key"], "-o", f"UserKnownHostsFile={state['known_hosts']}",
             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-            f"{state.get('ssh_user', 'root')}@{address}"]
+            f"{user or state.get('ssh_user', 'root')}@{address}"]
 
 
-def _ssh(address: str, command: str, timeout: float) -> subprocess.CompletedProcess:
-    argv = ssh_command(address)
+def _ssh(address: str, command: str, timeout: float, user: str = "root") -> subprocess.CompletedProcess:
+    argv = ssh_command(address, user=user)
     # Options go before the destination; ConnectTimeout keeps a dead host from hanging us.
     argv[1:1] = ["-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR"]
     try:
@@ -587,16 +691,16 @@ def _ssh(address: str, command: str, timeout: float) -> subprocess.CompletedProc
         return subprocess.CompletedProcess(argv, 255, "", f"timed out after {timeout:.0f} s")
 
 
-def _host_ready(address: str, timeout: float = 10) -> tuple[bool, str]:
+def _host_ready(address: str, timeout: float = 10, user: str = "root") -> tuple[bool, str]:
     """Does the host answer SSH and has it finished booting?"""
-    r = _ssh(address, "systemctl is-system-running --wait", timeout)
+    r = _ssh(address, "systemctl is-system-running --wait", timeout, user)
     state = r.stdout.strip()
     if state in ("running", "degraded"):
         return True, state
     return False, (r.stderr.strip().splitlines() or [state or f"exit {r.returncode}"])[-1]
 
 
-def _prepare_rootfs(name: str, address: str, base: Path) -> Path:
+def _prepare_rootfs(name: str, address: str, base: Path, distro: str, root_login: bool) -> Path:
     """Mount (or copy) a fresh rootfs for the host and give it its own identity."""
     hd = _host_dir(name)
     _remove_tree(hd)                       # leftovers of an earlier incarnation
@@ -627,13 +731,11 @@ def _prepare_rootfs(name: str, address: str, base: Path) -> Path:
         _run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"root@{name}",
               "-f", str(etc / "ssh" / f"ssh_host_{kind}_key")])
 
-    ssh_dir = root / "root" / ".ssh"
-    ssh_dir.mkdir(mode=0o700, exist_ok=True)
-    ssh_dir.chmod(0o700)
-    auth = ssh_dir / "authorized_keys"
-    auth.write_text(_paths()["key"].with_suffix(".pub").read_text())
-    auth.chmod(0o600)
-    _add_admin_user(root)
+    # Like a cloud image, the admin user has the key; root only when the host allows root logins
+    # (the suite deploys as root too). Without it root cannot log in over SSH at all.
+    _authorize(root, DISTROS[distro].admin_user)
+    if root_login:
+        _authorize(root, "root")
 
     # Sorts before systemd's 80-container-host0.network, which would give a link-local address.
     netdir = etc / "systemd" / "network"
@@ -642,23 +744,37 @@ def _prepare_rootfs(name: str, address: str, base: Path) -> Path:
         f"[Match]\nName=host0\n\n[Network]\nAddress={address}/{NETWORK.prefixlen}\n"
         f"Gateway={GATEWAY}\n")
     _run(["systemctl", "--root", str(root), "--quiet", "enable", "systemd-networkd.service"])
+    # As cloud-init does on a cloud image, reach network-online.target at boot. Else the first unit
+    # that wants it (the gateway) starts systemd-networkd-wait-online right after a daemon-reload,
+    # which systemd 255/257 (Ubuntu 24.04, Debian 13) can fail: "Failed to spawn executor".
+    _run(["systemctl", "--root", str(root), "--quiet", "enable", "systemd-networkd-wait-online.service"])
+    wants = etc / "systemd" / "system" / "multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        (wants / "network-online.target").symlink_to("/usr/lib/systemd/system/network-online.target")
     return root
 
 
-def _add_admin_user(root: Path) -> None:
-    """ADMIN_USER with the sandbox's SSH key and passwordless sudo, as a cloud image has."""
-    _run(["useradd", "--root", str(root), "--create-home", "--shell", "/bin/bash", "--groups", "sudo", ADMIN_USER])
-    sudoers = root / "etc" / "sudoers.d" / f"90-{ADMIN_USER}"
-    sudoers.write_text(f"{ADMIN_USER} ALL=(ALL) NOPASSWD:ALL\n")
+def _add_admin_user(root: Path, user: str) -> None:
+    """The cloud image's admin user, with passwordless sudo as cloud-init gives it."""
+    _run(["useradd", "--root", str(root), "--create-home", "--shell", "/bin/bash", "--groups", "sudo", user])
+    sudoers = root / "etc" / "sudoers.d" / "90-cloud-init-users"
+    sudoers.write_text(f"{user} ALL=(ALL) NOPASSWD:ALL\n")
     sudoers.chmod(0o440)
+
+
+def _authorize(root: Path, user: str) -> None:
+    """The sandbox's SSH key for `user` in the host's rootfs."""
     passwd = (root / "etc" / "passwd").read_text().splitlines()
-    entry = next(line.split(":") for line in passwd if line.startswith(f"{ADMIN_USER}:"))
-    uid, gid = int(entry[2]), int(entry[3])
-    ssh_dir = root / "home" / ADMIN_USER / ".ssh"
-    ssh_dir.mkdir(mode=0o700)
-    (ssh_dir / "authorized_keys").write_text(_paths()["key"].with_suffix(".pub").read_text())
-    (ssh_dir / "authorized_keys").chmod(0o600)
-    for path in (ssh_dir, ssh_dir / "authorized_keys"):
+    entry = next(line.split(":") for line in passwd if line.startswith(f"{user}:"))
+    uid, gid, home = int(entry[2]), int(entry[3]), entry[5]
+    ssh_dir = root / home.lstrip("/") / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    ssh_dir.chmod(0o700)
+    auth = ssh_dir / "authorized_keys"
+    auth.write_text(_paths()["key"].with_suffix(".pub").read_text())
+    auth.chmod(0o600)
+    for path in (ssh_dir, auth):
         os.chown(path, uid, gid)
 
 
@@ -691,13 +807,13 @@ def _write_known_hosts(hosts: list[dict]) -> None:
     _write(_paths()["known_hosts"], "\n".join(lines) + "\n" if lines else "")
 
 
-def _wait_host(name: str, address: str, pid: int) -> None:
+def _wait_host(name: str, address: str, pid: int, user: str) -> None:
     deadline = time.monotonic() + HOST_TIMEOUT
     why = "no answer yet"
     while time.monotonic() < deadline:
         if not _alive(pid):
             raise SandboxError(f"container {_machine(name)} exited during boot; {_tail(_log(name))}")
-        ok, why = _host_ready(address, timeout=max(1.0, min(10.0, deadline - time.monotonic())))
+        ok, why = _host_ready(address, timeout=max(1.0, min(10.0, deadline - time.monotonic())), user=user)
         if ok:
             return
         time.sleep(0.5)
@@ -784,7 +900,6 @@ def _save_state(hosts: list[dict], services: dict[str, int]) -> dict:
         "network": str(NETWORK),
         "gateway": GATEWAY,
         "ssh_user": "root",
-        "admin_user": ADMIN_USER,
         "ssh_key": str(p["key"]),
         "known_hosts": str(p["known_hosts"]),
         "proxy": f"http://{GATEWAY}:{PORTS['tinyproxy']}",
@@ -803,23 +918,44 @@ def _save_state(hosts: list[dict], services: dict[str, int]) -> dict:
 # --------------------------------------------------------------------------
 # public operations
 
-def up(hosts: int = 2) -> dict:
-    """Bring the sandbox to exactly `hosts` running hosts plus the services.
-
-    Hosts that already run and answer are left alone (no reboot); missing ones
-    are created; hosts numbered above `hosts` are stopped and removed, so the
-    state always matches the request. On failure everything this call made is
-    removed again and SandboxError says why."""
+def host_specs(hosts: int, distros: list[str] | str | None = None,
+               root_login: list[bool] | bool = True) -> list[dict]:
+    """What each of `hosts` hosts is: its distro (one for all, or one per host) and whether root
+    may log in over SSH (else, as on a cloud image, only its admin user may)."""
     if not 1 <= hosts <= MAX_HOSTS:
         raise SandboxError(f"--hosts must be between 1 and {MAX_HOSTS}, not {hosts}")
+    names = [distros] if isinstance(distros, str) else list(distros or [DEFAULT_DISTRO])
+    logins = [root_login] if isinstance(root_login, bool) else list(root_login)
+    for what, values in (("--distro", names), ("root_login", logins)):
+        if len(values) not in (1, hosts):
+            raise SandboxError(f"{what} gives {len(values)} values for {hosts} hosts: give one for all, "
+                               "or one per host")
+    for name in names:
+        if name not in DISTROS:
+            raise SandboxError(f"--distro {name!r}: unknown distro; choose from {', '.join(DISTROS)}")
+    names, logins = names * (hosts // len(names)), logins * (hosts // len(logins))
+    return [{"distro": d, "root_login": r} for d, r in zip(names, logins, strict=False)]
+
+
+def up(hosts: int = 2, distros: list[str] | str | None = None, root_login: list[bool] | bool = True) -> dict:
+    """Bring the sandbox to exactly `hosts` running hosts plus the services.
+
+    Each host runs DEFAULT_DISTRO unless `distros` says otherwise (one for all hosts, or one per
+    host); `root_login=False` makes hosts reachable only as their distro's admin user, like a
+    cloud image. Hosts that already run as asked and answer are left alone (no reboot); missing
+    or different ones are (re)created; hosts numbered above `hosts` are stopped and removed, so
+    the state always matches the request. On failure everything this call made is removed again
+    and SandboxError says why."""
+    specs = host_specs(hosts, distros, root_login)
     ok, why = available()
     if not ok:
         raise SandboxError(why)
     with _locked(_paths()["lock"]):
-        return _up_locked(hosts)
+        return _up_locked(specs)
 
 
-def _up_locked(count: int) -> dict:
+def _up_locked(specs: list[dict]) -> dict:
+    count = len(specs)
     prior = _read_state()
     fresh = not prior
     made_hosts: list[str] = []
@@ -838,7 +974,7 @@ def _up_locked(count: int) -> dict:
             _save_state(host_list, services)
 
         _ensure_ssh_key()
-        base = _base_image()
+        bases = {spec["distro"]: _base_image(spec["distro"]) for spec in specs}
         made_bridge = _ensure_bridge()
 
         _render_service_configs()
@@ -853,19 +989,26 @@ def _up_locked(count: int) -> dict:
         # Keep hosts that run and answer; recreate the rest.
         keep = {}
         for h in host_list:
-            if _alive(h.get("pid"), _nspawn_marker(h["name"])) and _host_ready(h["address"])[0]:
+            spec = specs[_host_index(h["name"]) - 1]
+            if (h.get("distro", "debian12") == spec["distro"]
+                    and (h.get("ssh_user", "root") == "root") == spec["root_login"]
+                    and _alive(h.get("pid"), _nspawn_marker(h["name"]))
+                    and _host_ready(h["address"], user=h.get("ssh_user", "root"))[0]):
                 keep[h["name"]] = h
         starting = []
-        for i in range(1, count + 1):
+        for i, spec in enumerate(specs, start=1):
             name, address = _host_name(i), _host_address(i)
             if name in keep:
                 continue
             old = next((h for h in host_list if h["name"] == name), None)
             _stop_host(name, old and old.get("pid"))
-            root = _prepare_rootfs(name, address, base)
+            distro = DISTROS[spec["distro"]]
+            root = _prepare_rootfs(name, address, bases[spec["distro"]], spec["distro"], spec["root_login"])
             made_hosts.append(name)
             pid = _start_host(name, root)
-            keep[name] = {"name": name, "address": address, "pid": pid}
+            keep[name] = {"name": name, "address": address, "pid": pid, "distro": spec["distro"],
+                          "os": distro.label, "admin_user": distro.admin_user,
+                          "ssh_user": "root" if spec["root_login"] else distro.admin_user}
             starting.append(keep[name])
             host_list = list(keep.values()) + [h for h in host_list if h["name"] not in keep]
             _save_state(host_list, services)
@@ -873,7 +1016,7 @@ def _up_locked(count: int) -> dict:
         _write_known_hosts(host_list)
         _register_dns(host_list)
         for h in starting:                 # they boot in parallel; wait for each
-            _wait_host(h["name"], h["address"], h["pid"])
+            _wait_host(h["name"], h["address"], h["pid"], h["ssh_user"])
         return _save_state(host_list, services)
     except BaseException:
         # Undo what this call made; a fresh up leaves nothing behind at all.
@@ -955,7 +1098,8 @@ def status() -> dict:
     report["up"] = True
     for h in state.get("hosts", []):
         alive = _alive(h.get("pid"), _nspawn_marker(h["name"]))
-        ssh_ok, detail = _host_ready(h["address"], timeout=10) if alive else (False, "not running")
+        ssh_ok, detail = (_host_ready(h["address"], timeout=10, user=h.get("ssh_user", "root")) if alive
+                          else (False, "not running"))
         report["hosts"].append({**h, "alive": alive, "ssh": ssh_ok, "detail": detail})
     specs = _service_specs()
     for name, pid in state.get("services", {}).items():

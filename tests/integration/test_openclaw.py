@@ -10,7 +10,7 @@ from openclaw_kit.platform import PLATFORMS
 from roles.openclaw import ENV_FILE, LIVE_CONFIG, SERVICE, UNIT, USER
 from tests.integration.conftest import REPO, assert_drift_corrected, changed_hosts, deploy_json, ssh
 
-NOLOGIN = PLATFORMS[("Debian", 12)].nologin  # the sandbox hosts'
+NOLOGIN = PLATFORMS[("Debian", 13, None)].nologin  # the sandbox hosts'
 
 pytestmark = pytest.mark.sandbox
 

@@ -1,6 +1,6 @@
-"""The sandbox itself: real Debian 12 hosts in systemd-nspawn containers.
+"""The sandbox itself: real Debian 13 and Ubuntu 24.04 hosts in systemd-nspawn containers.
 
-One `down` + `up --hosts 2` for the whole module, `down` at its end (other
+One `down` + `up --hosts 2 --distro debian13,ubuntu2404` for the whole module, `down` at its end (other
 modules bring their own sandbox up and down, so nothing here outlives this
 module and nothing left by them is trusted).
 Needs root and the Debian packages named by sandbox.available(); skipped
@@ -24,6 +24,8 @@ import sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 NET = sandbox.GATEWAY.rsplit(".", 1)[0]
+# A mix, as a user may ask for: the default distro and the other vendor.
+DISTROS = ("--distro", "debian13,ubuntu2404")
 
 _ok, _why = sandbox.available()
 if not _ok:
@@ -57,7 +59,7 @@ def state():
     # and this module tests the sandbox itself (and times a full up).
     assert cli("down").returncode == 0
     started = time.monotonic()
-    r = cli("up", "--hosts", "2")
+    r = cli("up", "--hosts", "2", *DISTROS)
     elapsed = time.monotonic() - started
     try:
         assert r.returncode == 0, f"sandbox up failed:\n{r.stdout}{r.stderr}"
@@ -103,12 +105,15 @@ def test_hosts_answer_ssh_with_strict_host_key_checking(state, tmp_path):
     assert "host key" in r.stderr.lower() or "identification has changed" in r.stderr.lower()
 
 
-def test_the_admin_user_logs_in_with_the_same_key_and_has_passwordless_sudo(state):
+def test_each_host_runs_its_distro_with_its_cloud_admin_user(state):
     # As on a cloud image: the deploy can run as this user with _sudo (inventories/sandbox_admin.py).
-    for host in state["hosts"]:
-        r = ssh({**state, "ssh_user": state["admin_user"]}, host, "id -un; sudo -n id -u")
+    assert [(h["distro"], h["os"], h["admin_user"]) for h in state["hosts"]] == [
+        ("debian13", "Debian 13", "admin"), ("ubuntu2404", "Ubuntu 24.04", "ubuntu")]
+    for host, version in zip(state["hosts"], ("ID=debian VERSION_ID=13", "ID=ubuntu VERSION_ID=24.04"), strict=True):
+        r = ssh({**state, "ssh_user": host["admin_user"]}, host,
+                ". /etc/os-release; echo ID=$ID VERSION_ID=$VERSION_ID; id -un; sudo -n id -u")
         assert r.returncode == 0, r.stderr
-        assert r.stdout.split() == [state["admin_user"], "0"]
+        assert r.stdout.splitlines() == [version, host["admin_user"], "0"]
 
 
 def test_hosts_have_their_own_identity(state):
@@ -136,7 +141,7 @@ def test_second_up_keeps_running_hosts(state):
     known_before = Path(before["known_hosts"]).read_text()
     uptime_before = ssh(state, before["hosts"][0], "cut -d' ' -f22 /proc/1/stat; "
                         "systemctl show -P ActiveEnterTimestampMonotonic multi-user.target")
-    r = cli("up", "--hosts", "2")
+    r = cli("up", "--hosts", "2", *DISTROS)
     assert r.returncode == 0, r.stderr
     after = sandbox.load_state()
     assert [h["pid"] for h in after["hosts"]] == [h["pid"] for h in before["hosts"]]
@@ -158,23 +163,32 @@ def test_status_json_reports_healthy(state):
 
 
 PROXY_FETCH = """
-import urllib.request
-mirror = next(line.split()[1] for line in open("/etc/apt/sources.list") if line.startswith("deb "))
+import glob, urllib.request
 proxy = {"http": %r, "https": %r}
 opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxy))
-with opener.open(mirror.rstrip("/") + "/dists/bookworm/Release", timeout=30) as r:
-    print(r.status)
-    print(r.read(4096).decode())
+for path in glob.glob("/etc/apt/sources.list.d/*.sources") + glob.glob("/etc/apt/sources.list"):
+    stanzas = [dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+               for block in open(path).read().split("\\n\\n")]
+    for stanza in stanzas:
+        for suite in stanza["Suites"].split():
+            with opener.open(stanza["URIs"].rstrip("/") + "/dists/" + suite + "/Release", timeout=30) as r:
+                body = r.read(4096).decode()
+            # Debian names the suite in Codename (trixie-updates), Ubuntu in Suite (noble-updates).
+            names = {line.split()[1] for line in body.splitlines() if line.startswith(("Suite:", "Codename:"))}
+            print(r.status, suite, suite in names, stanza["Components"])
 """
 
 
-def test_proxy_reaches_the_debian_mirror_from_a_container(state):
-    host = state["hosts"][0]
-    r = container_python(state, host, PROXY_FETCH % (state["proxy"], state["proxy"]), timeout=90)
-    assert r.returncode == 0, r.stderr
-    status_line, body = r.stdout.split("\n", 1)
-    assert status_line == "200"
-    assert "Codename: bookworm" in body
+def test_apt_sources_are_a_cloud_images_and_answer_through_the_proxy(state):
+    # main, updates and security of each distro's own archives, as its cloud images have them;
+    # the hosts reach them only through the sandbox's proxy.
+    expected = {"debian13": ("trixie", "main"), "ubuntu2404": ("noble", "main restricted universe multiverse")}
+    for host in state["hosts"]:
+        codename, components = expected[host["distro"]]
+        r = container_python(state, host, PROXY_FETCH % (state["proxy"], state["proxy"]), timeout=90)
+        assert r.returncode == 0, r.stderr
+        assert sorted(r.stdout.splitlines()) == sorted(
+            f"200 {codename}{suffix} True {components}" for suffix in ("", "-updates", "-security"))
 
 
 CONNECT_PROBE = """
@@ -254,7 +268,8 @@ def test_down_removes_everything(state):
     assert not (Path(sd) / "hosts").exists()
     # kept: the SSH key pair and the base image, so the next up is fast
     assert Path(state["ssh_key"]).exists()
-    assert (sandbox.cache_dir() / sandbox.BASE_IMAGE / "etc" / "os-release").exists()
+    for distro in ("debian13", "ubuntu2404"):
+        assert (sandbox.cache_dir() / sandbox.base_image_name(distro) / "etc" / "os-release").exists()
 
     with pytest.raises(sandbox.SandboxError, match="not up"):
         sandbox.load_state()

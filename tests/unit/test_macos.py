@@ -27,7 +27,7 @@ from tests.unit.macos_host import FRESH, file_responses, recorded, run_role, upl
 from tests.unit.test_firewall import COMBINATIONS
 
 GOOD = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
-MAC = System("Darwin", "macOS", 15, "arm64")
+MAC = System("Darwin", "macOS", 15, arch="arm64")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -49,7 +49,7 @@ def problems(data: dict, system: System = MAC) -> list[str]:
 @pytest.mark.parametrize("major", [14, 15, 26])
 @pytest.mark.parametrize("arch", ["arm64", "x86_64"])
 def test_macos_14_and_newer_on_both_cpus_have_a_row(major, arch):
-    system = System("Darwin", "macOS", major, arch)
+    system = System("Darwin", "macOS", major, arch=arch)
     assert system_problem(system) is None
     row = platform_of_system(system)
     assert (row.family, row.service_manager, row.firewall, row.root_group) == ("macos", "launchd", "pf", "wheel")
@@ -58,13 +58,13 @@ def test_macos_14_and_newer_on_both_cpus_have_a_row(major, arch):
 
 def test_the_linux_rows_are_unchanged():
     assert {key: row.firewall for key, row in PLATFORMS.items() if key[0] != "macOS"} == {
-        ("Debian", 12): "nftables", ("Debian", 13): "nftables", ("Ubuntu", 24): "nftables"}
+        ("Debian", 12, None): "nftables", ("Debian", 13, None): "nftables", ("Ubuntu", 24, 4): "nftables"}
 
 
 @pytest.mark.parametrize(("system", "expected"), [
-    (System("Darwin", "macOS", 13, "arm64"), "macOS 13 is not supported: the kit supports macOS 14 Sonoma, "),
-    (System("Darwin", "macOS", None, "arm64"), "macOS of unknown version (sw_vers gave no answer) is not supported"),
-    (System("Darwin", "macOS", 15, "i386"), "macOS 15 Sequoia on CPU 'i386' is not supported: the kit supports arm64 and x86_64"),
+    (System("Darwin", "macOS", 13, arch="arm64"), "macOS 13 is not supported: the kit supports macOS 14 Sonoma, "),
+    (System("Darwin", "macOS", None, arch="arm64"), "macOS of unknown version (sw_vers gave no answer) is not supported"),
+    (System("Darwin", "macOS", 15, arch="i386"), "macOS 15 Sequoia on CPU 'i386' is not supported: the kit supports arm64 and x86_64"),
 ])
 def test_an_older_or_unknown_mac_is_a_settings_problem_naming_the_host(system, expected):
     found = problems({}, system)

@@ -20,7 +20,7 @@ DROPIN = f"{SSHD_DROPIN_DIR}/{SSHD_DROPIN_NAME}"
 
 
 def settings(**data):
-    return validate_hosts({"mini": {**GOOD, **data}}, ENV, {"mini": System("Darwin", "macOS", 15, "arm64")})["mini"]
+    return validate_hosts({"mini": {**GOOD, **data}}, ENV, {"mini": System("Darwin", "macOS", 15, arch="arm64")})["mini"]
 
 
 def names(planned) -> list[str]:

@@ -27,7 +27,7 @@ NODE_DIR = f"{role.PREFIX}/node-v24.21.0"
 
 
 def settings(env=ENV, **data):
-    return validate_hosts({"mini": {**GOOD, **data}}, env, {"mini": System("Darwin", "macOS", 15, "arm64")})["mini"]
+    return validate_hosts({"mini": {**GOOD, **data}}, env, {"mini": System("Darwin", "macOS", 15, arch="arm64")})["mini"]
 
 
 def names(planned) -> list[str]:

@@ -162,13 +162,18 @@ def test_weak_gateway_token_is_refused_without_showing_it():
     (System("Darwin", None, None), "macOS"),
     (System("Linux", "Debian", 11), "Debian 11 is not supported"),
     (System("Linux", "CentOS", 9), "CentOS 9 is not supported"),
+    # Same major as the supported 24.04, but another release: not tested, so refused.
+    (System("Linux", "Ubuntu", 24, 10), "Ubuntu 24.10 is not supported"),
+    (System("Linux", "Ubuntu", 22, 4), "Ubuntu 22.04 is not supported"),
+    (System("Linux", "Debian", 14), "Debian 14 is not supported: the kit supports Debian 12, Debian 13, Ubuntu 24.04"),
 ])
 def test_unsupported_os_is_reported_per_host(system, expected):
     found = problems({}, systems={"gw1": system})
     assert len(found) == 1 and found[0].startswith("host gw1: operating system") and expected in found[0]
 
 
-@pytest.mark.parametrize("system", [System("Linux", "Debian", 12), System("Linux", "Ubuntu", 24)])
+@pytest.mark.parametrize("system", [System("Linux", "Debian", 12, 7), System("Linux", "Debian", 13, 1),
+                                    System("Linux", "Ubuntu", 24, 4)])
 def test_supported_os(system):
     validate_hosts({"gw1": GOOD}, ENV, {"gw1": system})
 
