@@ -6,7 +6,7 @@ import pytest
 
 from roles.base import APT_PROXY
 from roles.openclaw import ENV_FILE
-from tests.integration.conftest import changed_hosts, deploy_json, run_verify, ssh
+from tests.integration.conftest import SECRETS_STEP, changed_hosts, deploy_json, run_verify, ssh
 
 pytestmark = pytest.mark.sandbox
 
@@ -23,7 +23,7 @@ def test_a_run_changes_both_hosts(first_run, sandbox_state):
     addresses = sorted(host["address"] for host in sandbox_state["hosts"])
     changed = changed_hosts(first_run)
     assert first_run["results"]["failed_hosts"] == []
-    assert changed["openclaw | Secrets file /etc/openclaw/gateway.env"] == addresses
+    assert changed[SECRETS_STEP] == addresses
     assert changed["base | Send apt through the proxy"] == addresses
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 import sandbox
-from tests.integration.conftest import HOSTS, REPO, changed_hosts, deploy_json, run_verify, ssh
+from tests.integration.conftest import HOSTS, REPO, SECRETS_STEP, changed_hosts, deploy_json, run_verify, ssh
 
 pytestmark = pytest.mark.sandbox
 
@@ -62,7 +62,7 @@ def test_a_fresh_deploy_succeeds_on_every_distro(fresh_deploy, matrix_state):
     addresses = sorted(h["address"] for h in matrix_state["hosts"][HOSTS:])
     assert fresh_deploy["results"]["failed_hosts"] == []
     changed = changed_hosts(fresh_deploy)
-    assert changed["openclaw | Secrets file /etc/openclaw/gateway.env"] == addresses
+    assert changed[SECRETS_STEP] == addresses
 
 
 def test_every_verify_check_passes_on_every_distro(fresh_deploy, matrix_inventory, kit_env):
