@@ -2,7 +2,7 @@
 
 Hostname, package downloads through the configured proxy, the distro's security suite in apt's
 sources and unattended security upgrades from it, time sync, kernel hardening (sysctl, blocked
-modules, no core dumps), login.defs' umask, root-only cron directories, a login banner and a
+modules, no core dumps), login shells' umask, root-only cron directories, a login banner and a
 hardened sshd. The sshd drop-in is checked with `sshd -t` on the host before sshd is reloaded; a
 drop-in sshd rejects never stays in place.
 """
@@ -38,7 +38,7 @@ SSHD_DROPIN = f"{SSHD_DROPIN_DIR}/{SSHD_DROPIN_NAME}"
 SSHD_CANDIDATE = "/etc/ssh/openclaw-kit-sshd.candidate"
 SECURITY_SOURCE = "/etc/apt/sources.list.d/openclaw-kit-security.sources"
 APT_SOURCE_FILES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list.d/*.sources")
-LOGIN_DEFS = "/etc/login.defs"
+LOGIN_UMASK = "/etc/profile.d/openclaw-kit-umask.sh"
 MODPROBE_FILE = "/etc/modprobe.d/openclaw-kit-blocked.conf"
 CORE_LIMITS = "/etc/security/limits.d/90-openclaw-kit-no-core.conf"
 COREDUMP_DROPIN = "/etc/systemd/coredump.conf.d/90-openclaw-kit.conf"
@@ -356,8 +356,8 @@ def _core_dumps(settings: HostSettings, coredump_installed: bool) -> None:
 
 
 def _logins(settings: HostSettings) -> None:
-    files.line(name=f"login.defs: UMASK {settings.login_umask}", path=LOGIN_DEFS, line=r"^\s*UMASK\s",
-               replace=f"UMASK {settings.login_umask}")
+    template(name=f"Login shells' umask {settings.login_umask}: {LOGIN_UMASK}", role="base", src="umask.sh.j2",
+             dest=LOGIN_UMASK, mode="644", umask=settings.login_umask)
     if settings.login_banner:
         template(name=f"Login banner {ISSUE_NET}", role="base", src="issue.net.j2", dest=ISSUE_NET,
                  banner=settings.login_banner)

@@ -207,7 +207,7 @@ def promote_command(etc: str = ETC) -> str:
     q = shlex.quote
     return (
         f"rm -rf {q(live)}.new {q(live)}.old && cp -a {q(candidate)}/openclaw-kit {q(live)}.new && "
-        f"cp {q(candidate)}/nginx.conf {q(etc)}/nginx.conf.openclaw-kit-new && "
+        f"cp -p {q(candidate)}/nginx.conf {q(etc)}/nginx.conf.openclaw-kit-new && "
         f"{{ [ ! -e {q(live)} ] || mv {q(live)} {q(live)}.old; }} && mv {q(live)}.new {q(live)} && "
         f"mv -f {q(etc)}/nginx.conf.openclaw-kit-new {q(etc)}/nginx.conf && rm -rf {q(live)}.old"
     )

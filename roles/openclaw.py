@@ -119,6 +119,9 @@ def openclaw(settings: HostSettings):
 
     # Node.js and OpenClaw, pinned, in versioned directories.
     install_missing(["python3"])  # for the config merge tool
+    # Made explicitly: a `mkdir -p` below would give it the SSH session's umask, 027 on Ubuntu
+    # (login.defs), and the service user could not reach its Node.js and OpenClaw any more.
+    files.directory(name=f"Install prefix {PREFIX}", path=PREFIX, mode="755")
     install_node(settings, arch, node_dir)
     npm = (
         f"{node_dir}/bin/npm"

@@ -9,7 +9,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from openclaw_kit.platform import PLATFORMS
 from openclaw_kit.settings import SettingsError, validate_hosts
-from openclaw_kit.templates import TEMPLATES
+from openclaw_kit.templates import TEMPLATES, render
 from roles.base import (
     ISSUE_NET,
     RA_KEYS,
@@ -452,3 +452,10 @@ def test_listeners_from_settings():
     assert listener_problems(moved, settings()) == [
         f"unexpected listener: {line}" for line in moved.splitlines() if ":2222 " in line or ":18800 " in line
     ] + ["nothing listens on tcp/22 (sshd)", "nothing listens on tcp/18789 (the gateway, behind nginx)"]
+
+
+def test_login_shells_get_the_umask(tmp_path):
+    script = tmp_path / "umask.sh"
+    script.write_text(render("base", "umask.sh.j2", umask="027"))
+    result = subprocess.run(["sh", "-c", f". {script} && umask"], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "0027"
