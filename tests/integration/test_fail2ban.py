@@ -6,6 +6,7 @@ goes live, and a firewall reload keeps the bans with their remaining time."""
 from __future__ import annotations
 
 import datetime
+import re
 import subprocess
 import sys
 import time
@@ -80,7 +81,9 @@ def probe(state: dict, source: str, address: str, port: int) -> str:
 
 
 def banned(state: dict, target: str, address: str) -> bool:
-    return address in ssh(state, target, f"nft list set inet {TABLE} banned_v4").stdout
+    # A whole address: the controller's 10.231.N.1 is a prefix of the other host's 10.231.N.12.
+    listed = ssh(state, target, f"nft list set inet {TABLE} banned_v4").stdout
+    return re.search(rf"(?<![\d.]){re.escape(address)}(?![\d.])", listed) is not None
 
 
 def wait_for(condition, seconds: float) -> float | None:
@@ -93,8 +96,8 @@ def wait_for(condition, seconds: float) -> float | None:
     return None
 
 
-def jail_banned(state: dict, target: str, jail: str) -> str:
-    return ssh(state, target, f"fail2ban-client status {jail}").stdout.split("Banned IP list:", 1)[1]
+def jail_banned(state: dict, target: str, jail: str) -> list[str]:
+    return ssh(state, target, f"fail2ban-client status {jail}").stdout.split("Banned IP list:", 1)[1].split()
 
 
 def _quote(text: str) -> str:
