@@ -71,7 +71,7 @@ def mesh_inventory(tmp_path, state: dict, count: int, per_host: dict | None = No
 
 def as_sudo_user(state: dict) -> dict:
     """Inventory data for a deploy as the hosts' admin user, every command through sudo (inventories/sandbox_admin.py)."""
-    return {"ssh_user": state["admin_user"], "_sudo": True}
+    return {"ssh_user": state["hosts"][0]["admin_user"], "_sudo": True}  # the mesh hosts share one distro
 
 
 def deploy(env: dict, inventory: str, *flags: str, deploy_file: str = "tests/integration/mesh_deploy.py") -> tuple[dict, str]:
