@@ -74,20 +74,8 @@ def apply(settings: HostSettings):
     # Apply only when the live table, the persisted file or the record of the last confirmation
     # differs from the rendered ruleset: a no-op run stays one, hand edits are undone.
     if not in_sync(host.get_fact(FirewallStatus), rules):
-        server.shell(
-            name=f"Load the firewall ruleset (rolled back in {CONFIRM_SECONDS} s unless confirmed)",
-            commands=[f"{APPLY} --timeout {CONFIRM_SECONDS} {DESIRED}"],
-        )
-        if issubclass(host.connector_cls, SSHConnector):
-            python.call(
-                name="Confirm the firewall over a new SSH connection",
-                function=confirm_over_new_connection,
-                confirm_command=f"{APPLY} --confirm",
-                probation_seconds=CONFIRM_SECONDS,
-            )
-        else:
-            # local, docker, ...: no SSH connection a firewall could cut.
-            server.shell(name="Confirm the firewall", commands=[f"{APPLY} --confirm"])
+        load_and_confirm(f"Load the firewall ruleset (rolled back in {CONFIRM_SECONDS} s unless confirmed)",
+                         APPLY, DESIRED)
 
 
 # --- the ruleset ---------------------------------------------------------------------------------
@@ -189,3 +177,19 @@ def in_sync(status: dict | None, rules: str) -> bool:
         return False  # no nft yet
     sha = hashlib.sha256(rules.encode()).hexdigest()
     return status.get("persisted") == sha and status.get("marker") == f"{sha} {status.get('live')}"
+
+
+def load_and_confirm(name: str, apply: str, desired: str) -> None:
+    """Load `desired` with the apply script's rollback timer armed, then confirm it over a new SSH
+    connection (what a firewall that cut SSH could not do), for every firewall backend."""
+    server.shell(name=name, commands=[f"{apply} --timeout {CONFIRM_SECONDS} {desired}"])
+    if issubclass(host.connector_cls, SSHConnector):
+        python.call(
+            name="Confirm the firewall over a new SSH connection",
+            function=confirm_over_new_connection,
+            confirm_command=f"{apply} --confirm",
+            probation_seconds=CONFIRM_SECONDS,
+        )
+    else:
+        # local, docker, ...: no SSH connection a firewall could cut.
+        server.shell(name="Confirm the firewall", commands=[f"{apply} --confirm"])

@@ -15,15 +15,13 @@ import io
 
 from pyinfra import host
 from pyinfra.api import FactBase
-from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.facts.files import File, FindInFile
-from pyinfra.operations import files, python, server
+from pyinfra.operations import files, server
 
 from openclaw_kit import launchd
 from openclaw_kit.settings import HostSettings
-from openclaw_kit.ssh_confirm import confirm_over_new_connection
 from openclaw_kit.templates import render, template
-from roles.firewall.nftables import CONFIRM_SECONDS, ruleset_data
+from roles.firewall.nftables import CONFIRM_SECONDS, load_and_confirm, ruleset_data
 
 ANCHOR = "openclaw-kit"
 APPLY = "/usr/local/sbin/openclaw-kit-firewall-apply"
@@ -72,19 +70,8 @@ def apply(settings: HostSettings):
     # Apply only when the live anchor, the persisted file or the record of the last confirmation
     # differs from the rendered rules, or pf is off: a no-op run stays one, hand edits are undone.
     if not in_sync(host.get_fact(PfStatus), rules):
-        server.shell(
-            name=f"Load the pf anchor {ANCHOR} (rolled back in {CONFIRM_SECONDS} s unless confirmed)",
-            commands=[f"{APPLY} --timeout {CONFIRM_SECONDS} {DESIRED}"],
-        )
-        if issubclass(host.connector_cls, SSHConnector):
-            python.call(
-                name="Confirm the firewall over a new SSH connection",
-                function=confirm_over_new_connection,
-                confirm_command=f"{APPLY} --confirm",
-                probation_seconds=CONFIRM_SECONDS,
-            )
-        else:
-            server.shell(name="Confirm the firewall", commands=[f"{APPLY} --confirm"])
+        load_and_confirm(f"Load the pf anchor {ANCHOR} (rolled back in {CONFIRM_SECONDS} s unless confirmed)",
+                         APPLY, DESIRED)
 
     launchd.daemon(name="pf enabled with the kit's anchor at boot", label=BOOT_LABEL, plist=boot_plist())
 
