@@ -57,10 +57,11 @@ def deploy(env: dict, tmp_path, address: str, versions: dict) -> dict:
 @pytest.fixture(scope="module")
 def on_old(sandbox_state, kit_env, host, tmp_path_factory):
     """The host on 2026.9.5 / 24.21.0, with state of its own the upgrade must keep."""
-    # The suite's hosts ran 2026.9.6, which migrated the state database (schema 18) that 2026.9.5
-    # refuses (its config validation then stops the deploy, the gateway kept): start from a host whose
-    # gateway never ran 2026.9.6.
-    ssh(sandbox_state, host, f"systemctl stop {SERVICE} 2>/dev/null; rm -rf {STATE_DIR}/state")
+    # The suite's hosts ran 2026.9.6, which migrated the state and agent databases to schemas 2026.9.5
+    # refuses to start on: start from a host whose gateway never ran 2026.9.6 (all of its state gone
+    # but the kit's config and the compile cache).
+    ssh(sandbox_state, host, f"systemctl stop {SERVICE} 2>/dev/null; "
+                             f"find {STATE_DIR} -mindepth 1 -maxdepth 1 ! -name openclaw.json ! -name .cache -exec rm -rf {{}} +")
     result = deploy(kit_env, tmp_path_factory.mktemp("old"), host, OLD)
     assert result["results"]["failed_hosts"] == []
     ssh(sandbox_state, host, f"echo before-the-upgrade > {MARKER} && chown {USER}: {MARKER}")
