@@ -49,6 +49,12 @@ NGINX_JAILS = [
 # Restart, not reload, while the running sshd jail does not ban through the kit's action yet (not
 # running on a fresh Debian 12; Debian's own nftables action on Debian 13 and Ubuntu 24.04): a reload
 # that changes a jail's action leaves the jail with no action at all (fail2ban 1.0.2 and 1.1).
+# A fail2ban still starting (just installed, or just restarted) cannot be stopped by its ExecStop
+# (`fail2ban-client stop`: no socket yet), and then ignores SIGTERM for 90 s: wait until it answers.
+WAIT_UNTIL_ANSWERING = (
+    "if systemctl is-active --quiet fail2ban.service; then "
+    "for _ in $(seq 60); do fail2ban-client ping >/dev/null 2>&1 && break; sleep 1; done; fi"
+)
 RELOAD = (
     "if systemctl is-active --quiet fail2ban.service"
     f" && fail2ban-client get sshd actions 2>/dev/null | grep -qx {ACTION}; then "
@@ -64,6 +70,8 @@ def fail2ban(settings: HostSettings):
     # tables of its own until the kit's files are live (the restart below removes them).
     install_missing(PACKAGES)
 
+    sandbox_op = template(name=f"fail2ban's systemd sandbox {sandbox_dropin(SERVICE)}", role="fail2ban",
+                          src="systemd-sandbox.conf.j2", dest=sandbox_dropin(SERVICE))
     # Decided on the live files, so a candidate fail2ban rejected last time is checked again, and a
     # live file edited by hand is put back.
     activate_op = checked_config(
@@ -75,15 +83,15 @@ def fail2ban(settings: HostSettings):
         rejected=REJECTED,
         group=platform_of(host).root_group,
     )
+    # One restart when the sandbox changed (it reads the new configuration too), else a reload: two in a
+    # row catch fail2ban still starting.
+    server.shell(name="Restart fail2ban in its new sandbox",
+                 commands=[WAIT_UNTIL_ANSWERING, *restart_in_sandbox(SERVICE)], _if=sandbox_op.did_change)
     server.shell(
         name="Reload fail2ban for its new configuration",
-        commands=[RELOAD],
-        _if=activate_op.did_change,
+        commands=[WAIT_UNTIL_ANSWERING, RELOAD],
+        _if=lambda: activate_op.did_change() and not sandbox_op.did_change(),
     )
-    sandbox_op = template(name=f"fail2ban's systemd sandbox {sandbox_dropin(SERVICE)}", role="fail2ban",
-                          src="systemd-sandbox.conf.j2", dest=sandbox_dropin(SERVICE))
-    server.shell(name="Restart fail2ban in its new sandbox", commands=restart_in_sandbox(SERVICE),
-                 _if=sandbox_op.did_change)
     systemd.service(name="fail2ban enabled and running", service=SERVICE, running=True, enabled=True)
 
 
