@@ -8,9 +8,10 @@ import json
 import pytest
 
 from openclaw_kit.secrets import env_file_content
-from roles.base_macos import SOCKETFILTERFW
+from roles.base.macos import SOCKETFILTERFW
 from roles.firewall import pf
-from roles.openclaw_macos import CLI, CONFIG_DIR, ENV_FILE, LABEL, LIVE_CONFIG, LOG_DIR, STATE_DIR, USER
+from roles.openclaw import CLI, CONFIG_DIR, ENV_FILE, LOG_DIR
+from roles.openclaw.launchd import LABEL, LIVE_CONFIG, STATE_DIR, USER
 
 
 def test_the_service_account_is_hidden_without_a_login_shell(target):
