@@ -29,8 +29,11 @@ class FirewallState(FactBase):
         return f"{SOCKETFILTERFW} --getglobalstate; {SOCKETFILTERFW} --getstealthmode"
 
     def process(self, output):
-        text = " ".join(output)
-        return {"enabled": "State = 1" in text or "State = 2" in text, "stealth": "stealth mode is on" in text}
+        # State 1: on; State 2: on, blocking all incoming connections. Stealth mode: "Firewall stealth mode is
+        # on", or "Stealth mode enabled" from older releases (fixtures/macos15_arm64/README.md).
+        text = " ".join(output).lower()
+        return {"enabled": "state = 1" in text or "state = 2" in text,
+                "stealth": "stealth mode is on" in text or "stealth mode enabled" in text}
 
 
 class UpdateSettings(FactBase):

@@ -298,6 +298,9 @@ def test_the_launchd_job_fact_reads_launchctl_print():
     job = launchd.LaunchdJob().process(recorded("launchctl-print-system-org.openclaw-kit.firewall.txt").splitlines())
     assert job == {"state": "not running", "pid": None, "path": f"{launchd.DAEMONS}/{pf.BOOT_LABEL}.plist"}
     assert launchd.LaunchdJob().process([]) is None
+    # Published (OS X 10.10, space-indented): nested blocks' own `path`/`state` lines are not the job's.
+    assert launchd.LaunchdJob().process(recorded("launchctl-print-published-osx10.10.txt").splitlines()) == {
+        "state": "running", "pid": 24784, "path": "/Library/LaunchDaemons/dev.mysql.plist"}
     assert launchd.LaunchdJob().process(['Bad request.', 'Could not find service "x" in domain for system']) is None
 
 

@@ -102,6 +102,22 @@ def test_the_facts_parse_the_recorded_outputs():
     assert role.UpdateSettings().process(recorded("softwareupdate-fresh.txt").splitlines()) == {"AutomaticCheckEnabled"}
 
 
+def test_the_facts_parse_published_outputs():
+    # A real `pmset -g` (macOS 13): a value may be followed by why it does not apply yet.
+    power = role.PowerSettings().process(recorded("pmset-g-published-ventura.txt").splitlines())
+    assert (power["sleep"], power["disksleep"], power["womp"]) == ("1", "10", "1") and "autorestart" not in power
+    # A firewall blocking all incoming connections is on (State = 2, published for macOS 15).
+    assert role.FirewallState().process(recorded("socketfilterfw-block-all.txt").splitlines()) == {
+        "enabled": True, "stealth": True}
+    assert role.FirewallState().process(["Firewall is enabled. (State = 1)", "Stealth mode enabled"])["stealth"]
+
+
+def test_a_mac_blocking_all_incoming_connections_keeps_its_firewall_setting():
+    s = settings()
+    responses = {**converged(s), "socketfilterfw --getglobalstate": recorded("socketfilterfw-block-all.txt")}
+    assert run_role(base, s, responses) == []
+
+
 def test_another_ssh_port_is_refused_on_a_mac():
     with pytest.raises(SettingsError) as caught:
         settings(sshd_port=2222)
