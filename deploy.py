@@ -47,6 +47,5 @@ ROLES = [
     # host is already complete, served on its self-signed bootstrap certificate.
     tls,
 ]
-# host.loop: the roles share this call line, so pyinfra tells their operations apart by position.
-for role in host.loop(roles_for(host, ROLES)):
+for role in roles_for(host, ROLES):
     role(settings)

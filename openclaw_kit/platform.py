@@ -136,7 +136,7 @@ def platform_of(host) -> Platform:
     return platform
 
 
-def roles_for(host, roles: list) -> list:
+def roles_for(host, roles: list):
     """Those of `roles` (deploy functions, in order) that the host's platform has; the deploy says once
     per host which it skipped and why."""
     platform = platform_of(host)
@@ -144,4 +144,8 @@ def roles_for(host, roles: list) -> list:
     if skipped:
         logger.warning(f"[{host.name}] {platform.label}: roles {', '.join(skipped)} skipped: the kit has no "
                        f"{platform.family} backend for them yet (settings only they read are refused for this host)")
-    return [role for role in roles if role.__name__ in platform.roles]
+    # host.loop: the roles are called from one line of deploy.py, so pyinfra tells their operations apart
+    # by the position in the whole list, the same on every platform.
+    for role in host.loop(roles):
+        if role.__name__ in platform.roles:
+            yield role

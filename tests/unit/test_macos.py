@@ -435,6 +435,26 @@ def test_each_platform_has_a_backend_for_each_of_its_roles_that_picks_one():
     assert {row.roles for key, row in PLATFORMS.items() if key[0] != "macOS"} == {frozenset(roles)}
 
 
+def test_a_dry_deploy_to_a_mac_and_a_linux_host_together_gives_each_its_own_roles(tmp_path):
+    from tests.unit.fake_host import FACTS, SETTINGS
+    mac = {"fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": FRESH, **GOOD}
+    linux = {"fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": FACTS, **SETTINGS}
+    (tmp_path / "inventory.py").write_text(f"hosts = [('@fake/mini', {mac!r}), ('@fake/gw1', {linux!r})]\n")
+    # Without -y: it would turn pyinfra's change detection off, and no host would be listed with a change.
+    run = subprocess.run([sys.executable, "-m", "pyinfra", "--dry", "--json", str(tmp_path / "inventory.py"), "deploy.py"],
+                         cwd=REPO, env={**os.environ, **ENV}, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    plan = json.loads(run.stdout[run.stdout.index("{"):])["plan"]
+    hosts = {op["name"]: set(op["hosts_with_change"]) | set(op["hosts_with_conditional_change"]) for op in plan}
+    assert hosts["firewall | Load the pf anchor openclaw-kit (rolled back in 45 s unless confirmed)"] == {"@fake/mini"}
+    assert {"@fake/gw1"} == set().union(*(h for name, h in hosts.items() if name.startswith(("nginx | ", "tls | "))))
+    # The shared sshd drop-in is one operation for both hosts; the Mac's openclaw operations are the Mac's.
+    assert hosts["base | sshd drop-in: check it with sshd -t, then put it in place at "
+                 "/etc/ssh/sshd_config.d/00-openclaw-kit.conf"] == {"@fake/mini", "@fake/gw1"}
+    assert hosts["openclaw | Gateway start script /usr/local/libexec/openclaw-kit-gateway"] == {"@fake/mini"}
+    assert sum("skipped" in line for line in (run.stdout + run.stderr).splitlines()) == 1
+
+
 def test_a_dry_deploy_to_a_mac_with_a_linux_only_setting_changes_nothing(tmp_path):
     data = {"fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": FRESH, **GOOD, "ipv6_accept_ra": True}
     (tmp_path / "inventory.py").write_text(f"hosts = [('@fake/mini', {data!r})]\n")
