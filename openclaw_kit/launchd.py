@@ -56,11 +56,17 @@ class LaunchdJob(FactBase):
         lines = [line.strip() for line in output]
         if not lines or not lines[0].endswith("= {"):
             return None
-        job = {}
-        # Only the job's own top-level properties (one tab deep), not those of nested blocks.
-        for line in output[1:]:
-            if line.startswith("\t") and not line.startswith("\t\t") and " = " in line:
-                key, _, value = line.strip().partition(" = ")
+        job, depth = {}, 0
+        # Only the job's own top-level properties, not those of nested blocks (`arguments = {`, ...):
+        # counted by braces, since published outputs are indented with tabs or with spaces
+        # (tests/unit/fixtures/macos15_arm64/README.md).
+        for line in lines[1:]:
+            if line.endswith("{"):
+                depth += 1
+            elif line == "}":
+                depth -= 1
+            elif depth == 0 and " = " in line:
+                key, _, value = line.partition(" = ")
                 job.setdefault(key, value)
         return {"state": job.get("state"), "pid": int(job["pid"]) if job.get("pid", "").isdigit() else None,
                 "path": job.get("path")}

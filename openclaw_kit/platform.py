@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pyinfra import logger
+
 from openclaw_kit.errors import SettingsError
 from openclaw_kit.platform_macos import MACOS, MACOS_RELEASES, macos_problem
 
@@ -28,6 +30,7 @@ class Platform:
     log_group: str  # the group that may read system logs: adm
     nologin: str  # the shell of accounts nobody logs in to
     sshd: str  # the sshd binary
+    roles: frozenset[str]  # the roles the kit has for this platform; deploy.py skips the others (roles_for)
     # apt's security suite (empty on macOS, which has no apt):
     codename: str = ""  # the release's code name (bookworm): its security suite is <codename>-security
     security_uri: str = ""  # where that suite is served, should apt's sources lack it
@@ -46,6 +49,8 @@ _DEBIAN = dict(
     log_group="adm",
     nologin="/usr/sbin/nologin",
     sshd="/usr/sbin/sshd",
+    roles=frozenset({"base", "firewall", "wireguard", "openclaw", "nginx", "fail2ban", "logs", "backup", "audit",
+                     "tls"}),
 )
 
 # (distribution, major, minor version or None for any point release) -> its row. Ubuntu's minor is
@@ -129,3 +134,18 @@ def platform_of(host) -> Platform:
         raise SettingsError([f"host {host.name}: operating system = {system.distribution or system.kernel!r}: "
                              f"{system_problem(system)}"])
     return platform
+
+
+def roles_for(host, roles: list):
+    """Those of `roles` (deploy functions, in order) that the host's platform has; the deploy says once
+    per host which it skipped and why."""
+    platform = platform_of(host)
+    skipped = [role.__name__ for role in roles if role.__name__ not in platform.roles]
+    if skipped:
+        logger.warning(f"[{host.name}] {platform.label}: roles {', '.join(skipped)} skipped: the kit has no "
+                       f"{platform.family} backend for them yet (settings only they read are refused for this host)")
+    # host.loop: the roles are called from one line of deploy.py, so pyinfra tells their operations apart
+    # by the position in the whole list, the same on every platform.
+    for role in host.loop(roles):
+        if role.__name__ in platform.roles:
+            yield role

@@ -19,6 +19,8 @@ MACOS = dict(
     log_group="admin",
     nologin="/usr/bin/false",
     sshd="/usr/sbin/sshd",
+    # Not wireguard, nginx, fail2ban, logs, backup, audit, tls (yet): settings/macos.py refuses their settings.
+    roles=frozenset({"base", "firewall", "openclaw"}),
 )
 
 # major version (sw_vers -productVersion) -> label. 14 is the oldest the kit accepts: the first with

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from openclaw_kit.settings.openclaw import OpenclawSettings
-from roles.openclaw import NODE_SHA256, NPM_VERSION
+from roles.openclaw.systemd import NODE_SHA256, NPM_VERSION
 
 # `npm view ARGS...` -> its stdout; raises OSError or CalledProcessError when the registry does not answer.
 View = Callable[[list[str]], str]

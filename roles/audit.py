@@ -19,9 +19,11 @@ from pyinfra.operations import files, server, systemd
 from openclaw_kit.packages import install_missing
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import render
-from roles.base import SSHD_CONFIG, SSHD_DROPIN_DIR, Container
+from roles.base import SSHD_CONFIG, SSHD_DROPIN_DIR
+from roles.base.debian import Container
 from roles.firewall.nftables import NFT_CONF, NFT_DIR
-from roles.openclaw import CONFIG_DIR, LIVE_CONFIG
+from roles.openclaw import CONFIG_DIR
+from roles.openclaw.systemd import LIVE_CONFIG
 
 RULES = "/etc/audit/rules.d/openclaw-kit.rules"
 # (path, key, why): no trailing slashes, as `auditctl -l` lists them.

@@ -23,7 +23,8 @@ from openclaw_kit.settings import HostSettings
 from openclaw_kit.settings.backup import OffsiteBackup
 from openclaw_kit.templates import template
 from roles.logs import AUDIT_DIR, AUDIT_LOG, BACKUP_STORE, JOB
-from roles.openclaw import CLI, DESIRED_CONFIG, LIVE_CONFIG, MERGE, SERVICE, STATE_DIR, USER, health_wait
+from roles.openclaw import CLI, DESIRED_CONFIG, MERGE
+from roles.openclaw.systemd import LIVE_CONFIG, SERVICE, STATE_DIR, USER, health_wait
 
 CONFIG_DIR = "/etc/openclaw-kit/backup"  # root-only: password, S3 credentials, SSH key
 PASSWORD_FILE = f"{CONFIG_DIR}/restic-password"

@@ -19,8 +19,9 @@ from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import template
-from roles.base import root_only_cron
-from roles.openclaw import CLI, ENV_FILE, LOG_FILE, USER
+from roles.base.debian import root_only_cron
+from roles.openclaw import CLI, ENV_FILE, LOG_FILE
+from roles.openclaw.systemd import USER
 
 KIT_LOG_DIR = "/var/log/openclaw-kit"
 AUDIT_DIR = f"{KIT_LOG_DIR}/audit"

@@ -1,4 +1,4 @@
-"""Settings of role base (roles/base.py): the host itself, its package downloads and sshd."""
+"""Settings of role base (roles/base/): the host itself, its package downloads and sshd."""
 
 from __future__ import annotations
 

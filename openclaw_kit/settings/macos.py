@@ -1,6 +1,6 @@
 """Settings a macOS host cannot honour (yet): refused per host before any change, not ignored.
 
-The macOS path runs the roles base, firewall (pf) and openclaw (a LaunchDaemon); a setting that
+The macOS path runs the roles its platform row has (platform_macos.MACOS: base, firewall, openclaw); a setting that
 only a Linux role or mechanism reads would silently do nothing on a Mac.
 """
 

@@ -1,4 +1,4 @@
-"""Settings of role openclaw (roles/openclaw.py): the pinned versions, the gateway, its channels."""
+"""Settings of role openclaw (roles/openclaw/): the pinned versions, the gateway, its channels."""
 
 from __future__ import annotations
 

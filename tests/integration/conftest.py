@@ -19,7 +19,7 @@ from openclaw_kit.secrets import generate_token
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = 2
-# The first deploy writes the secrets file: every secret is new, so named (roles/openclaw.py).
+# The first deploy writes the secrets file: every secret is new, so named (roles/openclaw/).
 SECRETS_STEP = "openclaw | Secrets file /etc/openclaw/gateway.env (changed: OPENCLAW_GATEWAY_TOKEN)"
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from roles.backup import CRON_FILE, PASSWORD_FILE, RESTIC, RESTORE, SSH_KEY
 from roles.logs import AUDIT_LOG, LOGROTATE_CONF, LOGROTATE_STATE
-from roles.openclaw import CLI, STATE_DIR
+from roles.openclaw import CLI
+from roles.openclaw.systemd import STATE_DIR
 from tests.integration.conftest import REPO, changed_hosts, deploy_json, run_pyinfra, ssh
 
 pytestmark = pytest.mark.sandbox

@@ -4,7 +4,7 @@ The deploy as a sudo user (`_sudo`) runs on the Ubuntu host of test_distros.py."
 
 import pytest
 
-from roles.base import APT_PROXY
+from roles.base.debian import APT_PROXY
 from roles.openclaw import ENV_FILE
 from tests.integration.conftest import SECRETS_STEP, changed_hosts, deploy_json, run_verify, ssh
 

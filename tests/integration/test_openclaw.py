@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from openclaw_kit.platform import PLATFORMS
-from roles.openclaw import ENV_FILE, LIVE_CONFIG, SERVICE, UNIT, USER
+from roles.openclaw import ENV_FILE
+from roles.openclaw.systemd import LIVE_CONFIG, SERVICE, UNIT, USER
 from tests.integration.conftest import REPO, assert_drift_corrected, changed_hosts, deploy_json, ssh
 
 NOLOGIN = PLATFORMS[("Debian", 13, None)].nologin  # the sandbox hosts'

@@ -11,7 +11,8 @@ cores with everything else, and OpenClaw 2026.9.6 migrates 2026.9.5's state on i
 import pytest
 
 from openclaw_kit.settings.openclaw import OpenclawSettings
-from roles.openclaw import CURRENT, PREFIX, SERVICE, STATE_DIR, USER
+from roles.openclaw import CURRENT, PREFIX
+from roles.openclaw.systemd import SERVICE, STATE_DIR, USER
 from tests.integration.conftest import changed_hosts, deploy_json, inventory_with, run_pyinfra, ssh
 
 pytestmark = pytest.mark.sandbox

@@ -23,18 +23,21 @@ def recorded(name: str) -> str:
     return (FIXTURES / name).read_text()
 
 
-# A fresh Mac: what it answers before the kit has been there.
+# A fresh Mac: what it answers before the kit has been there. Published: copied from an output someone
+# posted (address in fixtures/macos15_arm64/README.md); reconstructed: written in the published or
+# documented format. None was recorded on a Mac by this project.
 FRESH = {
     "uname -s": "Darwin",
-    "uname -m": recorded("uname-m.txt"),
-    "sw_vers -productVersion": recorded("sw_vers-productVersion.txt"),
-    "brew --prefix": recorded("brew-prefix.txt"),
-    "xcode-select -p": recorded("xcode-select-p.txt"),
-    "dscl . -list /Users UniqueID": recorded("dscl-list-ids.txt"),
+    "uname -m": recorded("uname-m.txt"),  # published (oneclickvirt/gostun#2, M2, macOS 14.5)
+    "sw_vers -productVersion": recorded("sw_vers-productVersion.txt"),  # reconstructed, published format
+    "brew --prefix": recorded("brew-prefix.txt"),  # reconstructed (Homebrew's documented prefix)
+    "xcode-select -p": recorded("xcode-select-p.txt"),  # reconstructed
+    "dscl . -list /Users UniqueID": recorded("dscl-list-ids.txt"),  # reconstructed
+    # State line published (rgcr/m-cli#160), stealth line reconstructed
     "socketfilterfw --getglobalstate": recorded("socketfilterfw-fresh.txt"),
-    "com.apple.SoftwareUpdate AutomaticCheckEnabled": recorded("softwareupdate-fresh.txt"),
-    "pmset -g": recorded("pmset-g.txt"),
-    "fdesetup status": recorded("fdesetup-status.txt"),
+    "com.apple.SoftwareUpdate AutomaticCheckEnabled": recorded("softwareupdate-fresh.txt"),  # reconstructed
+    "pmset -g": recorded("pmset-g.txt"),  # reconstructed in the published layout (5T33Z0/...#31)
+    "fdesetup status": recorded("fdesetup-status.txt"),  # published (munkireport/munkireport-php#378)
 }
 
 

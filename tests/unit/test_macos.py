@@ -298,6 +298,9 @@ def test_the_launchd_job_fact_reads_launchctl_print():
     job = launchd.LaunchdJob().process(recorded("launchctl-print-system-org.openclaw-kit.firewall.txt").splitlines())
     assert job == {"state": "not running", "pid": None, "path": f"{launchd.DAEMONS}/{pf.BOOT_LABEL}.plist"}
     assert launchd.LaunchdJob().process([]) is None
+    # Published (OS X 10.10, space-indented): nested blocks' own `path`/`state` lines are not the job's.
+    assert launchd.LaunchdJob().process(recorded("launchctl-print-published-osx10.10.txt").splitlines()) == {
+        "state": "running", "pid": 24784, "path": "/Library/LaunchDaemons/dev.mysql.plist"}
     assert launchd.LaunchdJob().process(['Bad request.', 'Could not find service "x" in domain for system']) is None
 
 
@@ -409,6 +412,47 @@ def test_a_dry_deploy_to_a_fake_mac_lists_the_macos_operations_and_fails_on_none
     assert planned and all(name.startswith(("firewall | ", "openclaw | ", "base | ")) for name in planned), planned
     assert "firewall | Load the pf anchor openclaw-kit (rolled back in 45 s unless confirmed)" in planned
     assert not any("apt" in name or "nftables" in name or "systemd" in name for name in planned)
+    # The roles without a macOS backend: skipped from one place (the platform table), said once for the host.
+    said = [line for line in (run.stdout + run.stderr).splitlines() if "skipped" in line]
+    assert len(said) == 1 and ("[@fake/mini] macOS 15 Sequoia: roles wireguard, nginx, fail2ban, logs, backup, audit, "
+                               "tls skipped: the kit has no macos backend for them yet") in said[0], said
+    # Every operation of the common roles' code that a Mac runs too: the config gate, the secrets file, sshd.
+    for name in ("base | sshd drop-in: check it with sshd -t, then put it in place at /etc/ssh/sshd_config.d/00-openclaw-kit.conf",
+                 "openclaw | Secrets file /etc/openclaw/gateway.env (changed: OPENCLAW_GATEWAY_TOKEN)",
+                 "openclaw | Config /etc/openclaw/openclaw.json: validated by the OpenClaw that will run it, then made live"):
+        assert name in planned
+
+
+def test_each_platform_has_a_backend_for_each_of_its_roles_that_picks_one():
+    roles = {path.stem if path.is_file() else path.name for path in (REPO / "roles").iterdir()
+             if path.suffix == ".py" and path.stem != "__init__" or (path / "__init__.py").is_file()}
+    for row in PLATFORMS.values():
+        assert row.roles <= roles, row.label
+        # The roles that are packages pick their backend by one field of the row.
+        for role, field in (("base", "family"), ("firewall", "firewall"), ("openclaw", "service_manager")):
+            if role in row.roles:
+                assert (REPO / "roles" / role / f"{getattr(row, field)}.py").is_file(), (row.label, role)
+    assert {row.roles for key, row in PLATFORMS.items() if key[0] != "macOS"} == {frozenset(roles)}
+
+
+def test_a_dry_deploy_to_a_mac_and_a_linux_host_together_gives_each_its_own_roles(tmp_path):
+    from tests.unit.fake_host import FACTS, SETTINGS
+    mac = {"fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": FRESH, **GOOD}
+    linux = {"fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": FACTS, **SETTINGS}
+    (tmp_path / "inventory.py").write_text(f"hosts = [('@fake/mini', {mac!r}), ('@fake/gw1', {linux!r})]\n")
+    # Without -y: it would turn pyinfra's change detection off, and no host would be listed with a change.
+    run = subprocess.run([sys.executable, "-m", "pyinfra", "--dry", "--json", str(tmp_path / "inventory.py"), "deploy.py"],
+                         cwd=REPO, env={**os.environ, **ENV}, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    plan = json.loads(run.stdout[run.stdout.index("{"):])["plan"]
+    hosts = {op["name"]: set(op["hosts_with_change"]) | set(op["hosts_with_conditional_change"]) for op in plan}
+    assert hosts["firewall | Load the pf anchor openclaw-kit (rolled back in 45 s unless confirmed)"] == {"@fake/mini"}
+    assert {"@fake/gw1"} == set().union(*(h for name, h in hosts.items() if name.startswith(("nginx | ", "tls | "))))
+    # The shared sshd drop-in is one operation for both hosts; the Mac's openclaw operations are the Mac's.
+    assert hosts["base | sshd drop-in: check it with sshd -t, then put it in place at "
+                 "/etc/ssh/sshd_config.d/00-openclaw-kit.conf"] == {"@fake/mini", "@fake/gw1"}
+    assert hosts["openclaw | Gateway start script /usr/local/libexec/openclaw-kit-gateway"] == {"@fake/mini"}
+    assert sum("skipped" in line for line in (run.stdout + run.stderr).splitlines()) == 1
 
 
 def test_a_dry_deploy_to_a_mac_with_a_linux_only_setting_changes_nothing(tmp_path):

@@ -1,4 +1,4 @@
-"""Role openclaw on macOS (roles/openclaw_macos.py) on recorded facts of a macOS 15 Apple-silicon
+"""Role openclaw on macOS (roles/openclaw/, its backend roles/openclaw/launchd.py) on recorded facts of a macOS 15 Apple-silicon
 host: the operations on a fresh, a converged and a drifted Mac, the LaunchDaemon's plist, the
 Node.js pins and the scripts. Never run on a Mac."""
 
@@ -11,13 +11,15 @@ import subprocess
 
 import pytest
 
+import roles.openclaw as common
 from openclaw_kit import jsonconfig, launchd
 from openclaw_kit.errors import ControllerError, SettingsError
 from openclaw_kit.platform import System
+from openclaw_kit.secrets import line_digests
 from openclaw_kit.settings import validate_hosts
 from openclaw_kit.templates import render
-from roles import openclaw_macos as role
-from roles.openclaw import channel_config
+from roles.openclaw import channel_config, openclaw
+from roles.openclaw import launchd as role
 from tests.unit.fake_host import ENV
 from tests.unit.macos_host import FRESH, file_responses, recorded, run_role, uploads
 
@@ -37,24 +39,27 @@ def names(planned) -> list[str]:
 def converged_responses(s, env=ENV) -> dict:
     """A Mac the kit has deployed with settings `s`: the account, the directories, every file with its
     content, Node.js and the release installed and current, the live config's kit sections, the daemon loaded."""
-    files = uploads(role.openclaw_macos, s, FRESH)
+    files = uploads(openclaw, s, FRESH)
     plists = {f"{launchd.DAEMONS}/{path.rsplit('/', 1)[1]}": content for path, content in files.items()
               if path.startswith(launchd.CANDIDATES)}
-    config = {f"{role.CONFIG_DIR}/{role.DESIRED_NAME}": content for path, content in files.items()
+    config = {f"{common.CONFIG_DIR}/{common.DESIRED_NAME}": content for path, content in files.items()
               if path.startswith(role.CONFIG_CANDIDATE_DIR)}
     placed = {p: c for p, c in files.items() if not p.startswith((launchd.CANDIDATES, role.CONFIG_CANDIDATE_DIR))}
     modes = {role.CLI: ("-rwxr-xr-x", "root", "wheel"), role.GATEWAY: ("-rwxr-xr-x", "root", "wheel"),
-             role.MERGE: ("-rwxr-xr-x", "root", "wheel"), role.ENV_FILE: ("-rw-------", role.USER, role.USER),
-             f"{role.CONFIG_DIR}/{role.DESIRED_NAME}": ("-rw-r-----", "root", role.USER)}
+             common.MERGE: ("-rwxr-xr-x", "root", "wheel"), role.ENV_FILE: ("-rw-------", role.USER, role.USER),
+             f"{common.CONFIG_DIR}/{common.DESIRED_NAME}": ("-rw-r-----", "root", role.USER)}
     directories = {role.STATE_DIR: ("drwx------", role.USER, role.USER), role.LOG_DIR: ("drwxr-x---", role.USER, role.USER),
-                   role.CONFIG_DIR: ("drwxr-x---", "root", role.USER),
+                   common.CONFIG_DIR: ("drwxr-x---", "root", role.USER),
                    **dict.fromkeys(("/usr/local/sbin", "/usr/local/libexec", "/usr/local/lib/openclaw-kit",
                                     f"{role.PREFIX}/releases"), ("drwxr-xr-x", "root", "wheel"))}
-    rendered = render("openclaw", "openclaw.json5.j2", settings=s, channels=channel_config(s), log_file=role.LOG_FILE,
+    rendered = render("openclaw", "openclaw.json5.j2", settings=s, channels=channel_config(s), log_file=common.LOG_FILE,
                       live_config=role.LIVE_CONFIG)
     digest = jsonconfig.digest(jsonconfig.load_commented(rendered))
     stat = "user={} group={} mode={} atime=1 mtime=1 ctime=1 size=1 {}"
     return {
+        # The secrets file as the kit wrote it: its lines' salted digests (openclaw_kit.secrets.EnvFileDigests).
+        re.compile(rf"while IFS= read -r line.* < {re.escape(common.ENV_FILE)}"): [
+            f"{name} {digest}" for name, digest in line_digests(s.secrets()).items()],
         "dscl . -read /Users/_openclaw": recorded("dscl-read-_openclaw.txt"),
         f"launchctl print system/{role.LABEL}": recorded("launchctl-print-system-org.openclaw-kit.firewall.txt").replace(
             "org.openclaw-kit.firewall", role.LABEL),
@@ -70,19 +75,20 @@ def converged_responses(s, env=ENV) -> dict:
 
 
 def test_a_fresh_mac_gets_the_account_node_openclaw_config_and_the_daemon_loaded():
-    planned = run_role(role.openclaw_macos, settings(), FRESH)
+    planned = run_role(openclaw, settings(), FRESH)
     assert names(planned) == [
         "Hidden service account _openclaw (UID 400, no login shell, home /var/db/openclaw)",
         "State directory /var/db/openclaw", "Log directory /var/log/openclaw", "Config directory /etc/openclaw",
+        # Every secret is new on a fresh Mac, so named (by name only), as on Linux.
+        "Secrets file /etc/openclaw/gateway.env (changed: OPENCLAW_GATEWAY_TOKEN)",
         "Directory /usr/local/sbin", "Directory /usr/local/libexec", "Directory /usr/local/lib/openclaw-kit",
         "Directory /opt/openclaw/releases",
-        "Secrets file /etc/openclaw/gateway.env",
         "Node.js 24.21.0 (darwin-arm64, sha256 pinned)",
         "Install OpenClaw 2026.9.6",
         "CLI wrapper /usr/local/sbin/openclaw-kit-cli",
-        "Gateway start script /usr/local/libexec/openclaw-kit-gateway",
         "Config merge tool /usr/local/lib/openclaw-kit/merge-config.py",
         "Config /etc/openclaw/openclaw.json: validated by the OpenClaw that will run it, then made live",
+        "Gateway start script /usr/local/libexec/openclaw-kit-gateway",
         "Switch /opt/openclaw/current to OpenClaw 2026.9.6",
         "The gateway as a LaunchDaemon: /Library/LaunchDaemons/ai.openclaw.gateway.plist",
         "The gateway as a LaunchDaemon: load ai.openclaw.gateway (launchctl bootstrap system)",
@@ -106,28 +112,31 @@ def test_a_fresh_mac_gets_the_account_node_openclaw_config_and_the_daemon_loaded
 
 def test_a_converged_mac_plans_nothing():
     s = settings()
-    assert run_role(role.openclaw_macos, s, converged_responses(s)) == []
+    assert run_role(openclaw, s, converged_responses(s)) == []
 
 
-def test_a_new_secret_restarts_the_gateway_with_kickstart_and_waits_for_it():
-    converged = converged_responses(settings())
-    env = {**ENV, "OPENCLAW_GATEWAY_TOKEN": "u" * 64}
-    planned = run_role(role.openclaw_macos, settings(env=env), converged)
+def test_a_new_secret_is_named_restarts_the_gateway_with_kickstart_and_waits_for_it():
+    telegram = {"channels": {"telegram": {"bot_token": "${TELEGRAM_BOT_TOKEN}", "allow_from": [12345]}}}
+    env = {**ENV, "TELEGRAM_BOT_TOKEN": "123456:" + "b" * 35}
+    converged = converged_responses(settings(env=env, **telegram), env)
+    rotated = {**env, "OPENCLAW_GATEWAY_TOKEN": "u" * 64}
+    planned = run_role(openclaw, settings(env=rotated, **telegram), converged)
     assert names(planned) == [
-        "Secrets file /etc/openclaw/gateway.env",
+        # The same report as on Linux: the secret that changed, by name, never its value.
+        "Secrets file /etc/openclaw/gateway.env (changed: OPENCLAW_GATEWAY_TOKEN)",
         "The gateway as a LaunchDaemon: restart ai.openclaw.gateway for its new code, config or secrets (kickstart -k)",
         "Wait for ai.openclaw.gateway to answer /healthz",
     ]
     assert planned[1][1] == ["launchctl kickstart -k system/ai.openclaw.gateway"]
-    assert "u" * 64 not in repr(planned)
+    assert "u" * 64 not in repr(planned) and "t" * 64 not in repr(planned)
 
 
 def test_a_new_port_replaces_the_plist_checked_by_plutil_and_reloads_the_daemon():
     converged = converged_responses(settings())
-    planned = names(run_role(role.openclaw_macos, settings(gateway_port=20000), converged))
+    planned = names(run_role(openclaw, settings(gateway_port=20000), converged))
     assert planned == [
-        "Gateway start script /usr/local/libexec/openclaw-kit-gateway",
         "Config /etc/openclaw/openclaw.json: validated by the OpenClaw that will run it, then made live",
+        "Gateway start script /usr/local/libexec/openclaw-kit-gateway",
         "The gateway as a LaunchDaemon: restart ai.openclaw.gateway for its new code, config or secrets (kickstart -k)",
         "Wait for ai.openclaw.gateway to answer /healthz",
     ]
@@ -137,7 +146,7 @@ def test_a_per_user_agent_openclaw_installed_is_booted_out_disabled_and_its_stat
     s = settings()
     responses = {"ls -1 /Users/*/Library/LaunchAgents/ai.openclaw.gateway.plist": recorded("user-agent.txt"),
                  **converged_responses(s)}
-    planned = run_role(role.openclaw_macos, s, responses)
+    planned = run_role(openclaw, s, responses)
     assert names(planned) == ["The per-user agent ai.openclaw.gateway of admin booted out and disabled; its state "
                               "copied to /var/db/openclaw"]
     script = planned[0][1][0]
@@ -150,25 +159,25 @@ def test_a_drifted_account_is_put_back_with_its_own_uid():
     responses = converged_responses(s)
     responses["dscl . -read /Users/_openclaw"] = (recorded("dscl-read-_openclaw.txt").replace("/usr/bin/false", "/bin/zsh")
                                                   .replace("400", "401"))
-    planned = run_role(role.openclaw_macos, s, responses)
+    planned = run_role(openclaw, s, responses)
     assert names(planned) == ["Hidden service account _openclaw (UID 401, no login shell, home /var/db/openclaw)"]
 
 
 def test_a_mac_without_the_command_line_tools_is_refused_before_any_change():
     with pytest.raises(ControllerError, match="host @fake/mini: the Xcode Command Line Tools are missing"):
-        run_role(role.openclaw_macos, settings(), {**FRESH, "xcode-select -p": ""})
+        run_role(openclaw, settings(), {**FRESH, "xcode-select -p": ""})
 
 
 def test_a_node_version_without_a_pinned_darwin_checksum_needs_node_sha256():
     with pytest.raises(SettingsError, match=r"node_sha256 = None: no pinned checksum is known for Node.js 24.22.0 \(darwin-arm64\)"):
-        run_role(role.openclaw_macos, settings(node_version="24.22.0"), FRESH)
-    planned = run_role(role.openclaw_macos, settings(node_version="24.22.0", node_sha256="a" * 64), FRESH)
+        run_role(openclaw, settings(node_version="24.22.0"), FRESH)
+    planned = run_role(openclaw, settings(node_version="24.22.0", node_sha256="a" * 64), FRESH)
     assert "a" * 64 in dict(planned)["openclaw | Node.js 24.22.0 (darwin-arm64, sha256 pinned)"][0]
 
 
 def test_the_pinned_darwin_checksums_are_those_of_the_official_shasums():
-    # From https://nodejs.org/dist/v24.21.0/SHASUMS256.txt; its linux-x64.tar.xz line is the one roles/openclaw.py pins.
-    from roles.openclaw import NODE_SHA256 as LINUX
+    # From https://nodejs.org/dist/v24.21.0/SHASUMS256.txt; its linux-x64.tar.xz line is the one roles/openclaw/systemd.py pins.
+    from roles.openclaw.systemd import NODE_SHA256 as LINUX
     assert LINUX[("nodejs-dist", "24.21.0", "x64")] == "fd8e59d5a511510f6a298afb548f18c7d2b1be404d8b4a27d94fbe49f56cb2d6"
     assert role.NODE_SHA256 == {
         ("24.21.0", "arm64"): "bed7eea5325e1108f32ce5228ddd6a5f0f08a499ee42aa7442aea583702f6057",

@@ -8,8 +8,9 @@ import pytest
 from openclaw_kit.errors import ControllerError
 from openclaw_kit.settings import SettingsError, validate_hosts
 from openclaw_kit.templates import render
-from roles import openclaw
-from roles.openclaw import channel_config, health_wait, npm_pack, refuse_plugin_channels
+from roles.openclaw import HEALTH_TIMEOUT, channel_config, refuse_plugin_channels
+from roles.openclaw import systemd as openclaw
+from roles.openclaw.systemd import health_wait, npm_pack
 
 ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64, "TELEGRAM_BOT_TOKEN": "123:abc", "S1": "x" * 40, "S2": "y" * 40}
 BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
@@ -73,7 +74,7 @@ def test_unit_runs_unprivileged_and_sandboxed():
 
 def test_health_wait_is_bounded_and_reports_the_journal():
     command = health_wait(18789)
-    assert f"seq {openclaw.HEALTH_TIMEOUT}" in command and "127.0.0.1:18789/healthz" in command
+    assert f"seq {HEALTH_TIMEOUT}" in command and "127.0.0.1:18789/healthz" in command
     assert "journalctl -u openclaw-gateway" in command and command.endswith("exit 1")
 
 

@@ -20,10 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from openclaw_kit import jsonconfig
 from openclaw_kit.templates import render
-from roles import backup, logs, openclaw, tls, wireguard
+from roles import backup, logs, tls, wireguard
 from roles.base import sshd_check_script
 from roles.firewall import nftables
+from roles.openclaw import systemd as openclaw
 from tests.unit.test_backup import S3 as BACKUP_S3
 from tests.unit.test_backup import SFTP as BACKUP_SFTP
 from tests.unit.test_backup import settings as backup_settings
@@ -170,12 +172,12 @@ def test_the_merge_tool_replaces_the_kits_sections_and_keeps_openclaws(tmp_path)
     desired, live, out = tmp_path / "desired.json", tmp_path / "live.json", tmp_path / "out.json"
     desired.write_text('// the kit\'s\n{"gateway": {"port": 1}, "channels": {}}\n')
     live.write_text('{"gateway": {"port": 2}, "meta": {"lastTouched": "x"}}')
-    tool = Path(openclaw.jsonconfig.__file__)
+    tool = Path(jsonconfig.__file__)
     assert subprocess.run([str(tool), str(desired), str(live), str(out)], capture_output=True, text=True).returncode == 0
     assert json.loads(out.read_text()) == {"gateway": {"port": 1}, "meta": {"lastTouched": "x"}, "channels": {}}
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     digest = subprocess.run([str(tool), "--digest", str(out), "channels", "gateway"], capture_output=True, text=True).stdout.strip()
-    assert digest == openclaw.jsonconfig.digest({"channels": {}, "gateway": {"port": 1}})
+    assert digest == jsonconfig.digest({"channels": {}, "gateway": {"port": 1}})
 
 
 # --- openclaw: switch, restart, health, rollback ----------------------------------------------------------------
@@ -489,7 +491,7 @@ def restore_root(tmp_path, stand_ins):
 def run_restore(root: Path, env: dict, health: str, *args: str) -> subprocess.CompletedProcess:
     state = root / "state"
     data = {**backup.restore_data(backup_settings(BACKUP_SFTP)), "restic": root / "bin/restic", "cli": root / "bin/cli",
-            "merge": Path(openclaw.jsonconfig.__file__), "desired_config": root / "desired.json", "state_dir": state,
+            "merge": Path(jsonconfig.__file__), "desired_config": root / "desired.json", "state_dir": state,
             "live_config": state / "openclaw.json", "service_user": "root", "work_parent": root / "backups",
             "health_wait": health}
     script = executable(root / "openclaw-kit-restore", render("backup", "openclaw-kit-restore.j2", **data))

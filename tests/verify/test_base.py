@@ -8,17 +8,15 @@ import subprocess
 import pytest
 
 from openclaw_kit.platform import PLATFORMS
-from roles.base import (
+from roles.base import ISSUE_NET, SSHD_CANDIDATE, SSHD_DROPIN
+from roles.base.debian import (
     APT_PROXY,
     APT_TIMERS,
     CORE_LIMITS,
     COREDUMP_DROPIN,
     CRON_PATHS,
-    ISSUE_NET,
     MODPROBE_FILE,
     OTHER_TIME_DAEMONS,
-    SSHD_CANDIDATE,
-    SSHD_DROPIN,
     SYSCTL,
     SYSCTL_FILE,
     UNATTENDED_UPGRADES,

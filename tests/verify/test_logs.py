@@ -20,7 +20,7 @@ from roles.logs import (
     cron_jobs,
     logrotate_data,
 )
-from roles.openclaw import USER
+from roles.openclaw.systemd import USER
 
 # How old the newest outcome of each job may be: the hourly rotation, the daily checks (plus slack).
 MAX_AGE_HOURS = {"logrotate": 2, "security-audit": 26, "backup": 26}

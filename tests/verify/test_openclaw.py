@@ -8,19 +8,8 @@ import pytest
 
 from openclaw_kit.platform import PLATFORMS
 from openclaw_kit.secrets import env_file_content
-from roles.openclaw import (
-    CLI,
-    COMPILE_CACHE,
-    CONFIG_DIR,
-    CURRENT,
-    ENV_FILE,
-    LIVE_CONFIG,
-    LOG_DIR,
-    PREFIX,
-    SERVICE,
-    STATE_DIR,
-    USER,
-)
+from roles.openclaw import CLI, CONFIG_DIR, CURRENT, ENV_FILE, LOG_DIR, PREFIX
+from roles.openclaw.systemd import COMPILE_CACHE, LIVE_CONFIG, SERVICE, STATE_DIR, USER
 
 MAX_EXPOSURE = 3.0
 CONFIG_VALIDATE = f"{CLI} config validate --json 2>/dev/null"

@@ -1,27 +1,24 @@
-"""Role base: the host itself.
+"""Role base on Debian and Ubuntu (the sshd drop-in is roles/base/__init__.py's, on every platform).
 
 Hostname, package downloads through the configured proxy, the distro's security suite in apt's
 sources and unattended security upgrades from it, time sync, kernel hardening (sysctl, blocked
-modules, no core dumps), login shells' umask, root-only cron directories, a login banner and a
-hardened sshd. The sshd drop-in is checked with `sshd -t` on the host before sshd is reloaded; a
-drop-in sshd rejects never stays in place.
+modules, no core dumps), login shells' umask, root-only cron directories and a login banner.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 
 from pyinfra import host
-from pyinfra.api import FactBase, deploy
+from pyinfra.api import FactBase
 from pyinfra.facts.server import Arch, LinuxDistribution, Sysctl
 from pyinfra.operations import apt, files, server, systemd
 
-from openclaw_kit.operations import checked_config, promote_files
 from openclaw_kit.packages import install_missing, installed_packages
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
-from openclaw_kit.templates import render, template
+from openclaw_kit.templates import template
+from roles.base import ISSUE_NET
 
 APT_PROXY = "/etc/apt/apt.conf.d/80openclaw-kit-proxy"
 PROXY_CA = "/usr/local/share/ca-certificates/openclaw-kit-proxy.crt"
@@ -29,13 +26,6 @@ PROXY_CA = "/usr/local/share/ca-certificates/openclaw-kit-proxy.crt"
 UNATTENDED_UPGRADES = "/etc/apt/apt.conf.d/52openclaw-kit-unattended-upgrades"
 APT_TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 SYSCTL_FILE = "/etc/sysctl.d/90-openclaw-kit.conf"
-SSHD_CONFIG = "/etc/ssh/sshd_config"
-SSHD_DROPIN_DIR = "/etc/ssh/sshd_config.d"
-# sshd_config includes sshd_config.d/*.conf first and the first value read wins: sort first.
-SSHD_DROPIN_NAME = "00-openclaw-kit.conf"
-SSHD_DROPIN = f"{SSHD_DROPIN_DIR}/{SSHD_DROPIN_NAME}"
-# Outside sshd_config.d, so sshd never reads it: the drop-in as uploaded, until it is checked.
-SSHD_CANDIDATE = "/etc/ssh/openclaw-kit-sshd.candidate"
 SECURITY_SOURCE = "/etc/apt/sources.list.d/openclaw-kit-security.sources"
 APT_SOURCE_FILES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list.d/*.sources")
 LOGIN_UMASK = "/etc/profile.d/openclaw-kit-umask.sh"
@@ -43,7 +33,6 @@ MODPROBE_FILE = "/etc/modprobe.d/openclaw-kit-blocked.conf"
 CORE_LIMITS = "/etc/security/limits.d/90-openclaw-kit-no-core.conf"
 COREDUMP_DROPIN = "/etc/systemd/coredump.conf.d/90-openclaw-kit.conf"
 SYSTEM_DROPIN = "/etc/systemd/system.conf.d/90-openclaw-kit-no-core.conf"
-ISSUE_NET = "/etc/issue.net"
 # CIS: what cron runs, and when, is root's business only.
 CRON_PATHS = {"/etc/crontab": "600", "/etc/cron.d": "700", "/etc/cron.hourly": "700", "/etc/cron.daily": "700",
               "/etc/cron.weekly": "700", "/etc/cron.monthly": "700"}
@@ -200,51 +189,7 @@ def kernel_settings(*, container: str | None, arch: str, present: set[str] | Non
     return apply, skipped
 
 
-def sshd_dropin(settings: HostSettings) -> str:
-    return render(
-        "base",
-        "sshd.conf.j2",
-        port=settings.sshd_port,
-        permit_root_login=settings.sshd_permit_root_login,
-        allow_users=settings.sshd_allow_users,
-        allow_groups=settings.sshd_allow_groups,
-        tcp_forwarding=settings.sshd_tcp_forwarding,
-        max_sessions=settings.sshd_max_sessions,
-        client_alive_count_max=settings.sshd_client_alive_count_max,
-        banner=ISSUE_NET if settings.login_banner else "none",
-    )
-
-
-def sshd_check_script(
-    *,
-    port: int,
-    ssh_user: str | None = None,
-    allow_groups: list[str] = (),
-    sshd: str = "/usr/sbin/sshd",
-    dropin_dir: str = SSHD_DROPIN_DIR,
-    main_config: str = SSHD_CONFIG,
-) -> str:
-    """
-    Shell that checks the candidate drop-in with `sshd -t` and `sshd -T` on a scratch copy of the
-    configuration: that sshd accepts it, listens on `port` only, and that the drop-in is in effect.
-
-    Before that, that the deploy's user stays allowed in (sshd_allow_groups) and that no other
-    drop-in sorts before the kit's. A rejected candidate is removed; the live drop-in never changes.
-    """
-    return render(
-        "base",
-        "sshd-check.sh.j2",
-        candidate_dir=SSHD_CANDIDATE,
-        dropin_dir=dropin_dir,
-        dropin_name=SSHD_DROPIN_NAME,
-        main_config=main_config,
-        sshd=sshd,
-        port=int(port),
-        ssh_user=ssh_user or "root",
-        allow_groups=list(allow_groups),
-    )
-
-
+SSHD_TEMPLATE = "sshd.conf.j2"
 # Ubuntu 24.04 starts sshd from ssh.socket, whose port comes from sshd_config through a generator:
 # a new Port needs the generator re-run and the socket restarted (Ubuntu's documented procedure).
 SSHD_RELOAD = (
@@ -253,8 +198,7 @@ SSHD_RELOAD = (
 )
 
 
-@deploy("base")
-def base(settings: HostSettings):
+def apply(settings: HostSettings) -> None:
     if settings.hostname:
         server.hostname(name=f"Set hostname {settings.hostname}", hostname=settings.hostname)
 
@@ -291,7 +235,6 @@ def base(settings: HostSettings):
     _modules(settings)
     _core_dumps(settings, "systemd-coredump" in installed)
     _logins(settings)
-    _sshd(settings, platform)
 
 
 def root_only_cron(settings: HostSettings) -> None:
@@ -420,24 +363,5 @@ def _kernel(settings: HostSettings, container: str | None) -> None:
     )
 
 
-def _sshd(settings: HostSettings, platform) -> None:
-    q = shlex.quote
-    install_op = checked_config(
-        name=f"sshd drop-in: check it with sshd -t, then put it in place at {SSHD_DROPIN}",
-        files={SSHD_DROPIN_NAME: sshd_dropin(settings)},
-        live_dir=SSHD_DROPIN_DIR,
-        candidate_dir=SSHD_CANDIDATE,
-        check=sshd_check_script(
-            port=settings.sshd_port,
-            ssh_user=host.data.get("ssh_user"),
-            allow_groups=settings.sshd_allow_groups,
-            sshd=platform.sshd,
-        ),
-        rejected="sshd rejected the new drop-in (its message is above); the running sshd keeps the old one",
-        promote=(
-            f"install -d -m 755 -o root -g {platform.root_group} {SSHD_DROPIN_DIR} && "
-            f"{promote_files([SSHD_DROPIN_NAME], SSHD_DROPIN_DIR, SSHD_CANDIDATE)} && rm -rf {q(SSHD_CANDIDATE)}"
-        ),
-        group=platform.root_group,
-    )
-    server.shell(name="Reload sshd for its new drop-in", commands=[SSHD_RELOAD], _if=install_op.did_change)
+def reload_sshd(dropin_op) -> None:
+    server.shell(name="Reload sshd for its new drop-in", commands=[SSHD_RELOAD], _if=dropin_op.did_change)

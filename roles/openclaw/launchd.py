@@ -1,12 +1,11 @@
-"""Role openclaw on macOS: the gateway as the LaunchDaemon ai.openclaw.gateway, headless.
+"""Role openclaw on macOS: the gateway as the LaunchDaemon ai.openclaw.gateway, headless
+(roles/openclaw/__init__.py holds what every platform shares: directories, secrets, the config gate).
 
 OpenClaw itself installs only a per-user LaunchAgent, which needs a logged-in GUI session. Here
 the gateway is a system daemon that starts at boot with nobody logged in, as the hidden service
 account `_openclaw` (UID below 500, no login shell, home in /var/db). It uses OpenClaw's own label,
 so that OpenClaw's CLI finds a system daemon and adds no competing per-user agent; one installed
-earlier is booted out and disabled. Node.js (the official darwin tarball, sha256 pinned) and
-OpenClaw are pinned in versioned directories owned by root, switched atomically; the config is
-rendered as on Linux and validated by the release that will run it before it goes live.
+earlier is booted out and disabled. Node.js is the official darwin tarball, sha256 pinned.
 Tested on recorded facts of a macOS 15 host (tests/unit/test_macos_gateway.py), not on a Mac.
 """
 
@@ -15,39 +14,28 @@ from __future__ import annotations
 import shlex
 
 from pyinfra import host
-from pyinfra.api import FactBase, deploy
-from pyinfra.facts.files import File, Link
+from pyinfra.api import FactBase
+from pyinfra.facts.files import File
 from pyinfra.facts.server import Arch
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
-from openclaw_kit import jsonconfig, launchd
+import roles.openclaw as openclaw
+from openclaw_kit import launchd
 from openclaw_kit.errors import ControllerError, SettingsError
-from openclaw_kit.operations import checked_config, promote_files
 from openclaw_kit.platform_macos import MACOS_ARCHES
-from openclaw_kit.secrets import secret_file
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import render, template
-from roles.openclaw import OwnedConfigDigest, channel_config, refuse_plugin_channels
+from roles.openclaw import CLI, CURRENT, ENV_FILE, LOG_DIR, PREFIX
 
 LABEL = "ai.openclaw.gateway"  # OpenClaw's own: its CLI refuses a per-user agent next to a system daemon
 USER = "_openclaw"
 REAL_NAME = "OpenClaw gateway"
 UID_RANGE = range(400, 500)  # system accounts below 500 are hidden from the login window
 STATE_DIR = "/var/db/openclaw"
-LOG_DIR = "/var/log/openclaw"
-LOG_FILE = f"{LOG_DIR}/gateway.log"
-CONFIG_DIR = "/etc/openclaw"
-ENV_FILE = f"{CONFIG_DIR}/gateway.env"
-DESIRED_NAME = "openclaw.json"
 CONFIG_CANDIDATE_DIR = "/var/db/openclaw-kit/openclaw-config-candidate"
 LIVE_CONFIG = f"{STATE_DIR}/openclaw.json"
-PREFIX = "/opt/openclaw"
-CURRENT = f"{PREFIX}/current"
-CLI = "/usr/local/sbin/openclaw-kit-cli"
 GATEWAY = "/usr/local/libexec/openclaw-kit-gateway"
-MERGE = "/usr/local/lib/openclaw-kit/merge-config.py"
-HEALTH_TIMEOUT = 180
 
 # The official darwin tarballs' sha256, from the release's SHASUMS256.txt (a node_sha256 setting covers others).
 NODE_SHA256 = {
@@ -99,19 +87,8 @@ class CommandLineTools(FactBase):
         return output[0].strip() if output and output[0].strip() else None
 
 
-@deploy("openclaw")
-def openclaw_macos(settings: HostSettings):
-    refuse_plugin_channels(host.name, settings)
-    if host.get_fact(CommandLineTools) is None:
-        raise ControllerError([f"host {host.name}: the Xcode Command Line Tools are missing (the kit's config merge "
-                               "tool needs their python3): run `xcode-select --install` on the Mac (Homebrew's "
-                               "installer installs them too), then deploy again"])
-    arch = MACOS_ARCHES.get(host.get_fact(Arch))
-    node_dir = f"{PREFIX}/node-v{settings.node_version}"
-    release = f"{PREFIX}/releases/openclaw-{settings.openclaw_version}-node-v{settings.node_version}"
-    q = shlex.quote
-
-    # The hidden service account and its group, with a free id below 500.
+def service_account() -> None:
+    """The hidden service account and its group, with a free id below 500."""
     account = host.get_fact(DirectoryUser, user=USER)
     wanted = {"UserShell": "/usr/bin/false", "NFSHomeDirectory": STATE_DIR, "IsHidden": "1"}
     if account is None or any(account.get(key) != value for key, value in wanted.items()):
@@ -120,22 +97,17 @@ def openclaw_macos(settings: HostSettings):
         server.shell(name=f"Hidden service account {USER} (UID {uid}, no login shell, home {STATE_DIR})",
                      commands=account_commands(uid))
 
-    files.directory(name=f"State directory {STATE_DIR}", path=STATE_DIR, user=USER, group=USER, mode="700")
-    files.directory(name=f"Log directory {LOG_DIR}", path=LOG_DIR, user=USER, group=USER, mode="750")
-    files.directory(name=f"Config directory {CONFIG_DIR}", path=CONFIG_DIR, user="root", group=USER, mode="750")
+
+def install(settings: HostSettings, *, release: str, node_dir: str) -> None:
+    if host.get_fact(CommandLineTools) is None:
+        raise ControllerError([f"host {host.name}: the Xcode Command Line Tools are missing (the kit's config merge "
+                               "tool needs their python3): run `xcode-select --install` on the Mac (Homebrew's "
+                               "installer installs them too), then deploy again"])
+    # Not there on a fresh Mac (Homebrew lives in /opt/homebrew on Apple silicon).
     for directory in ("/usr/local/sbin", "/usr/local/libexec", "/usr/local/lib/openclaw-kit", f"{PREFIX}/releases"):
         files.directory(name=f"Directory {directory}", path=directory, user="root", group="wheel", mode="755")
-    secrets_op = secret_file(
-        name=f"Secrets file {ENV_FILE}",
-        path=ENV_FILE,
-        values=settings.secrets(),
-        user=USER,
-        group=USER,
-        private_dir=f"/tmp/openclaw-kit-{host.data.get('ssh_user') or 'root'}",
-    )
-
-    # Node.js and OpenClaw, pinned, in versioned directories.
     if not host.get_fact(File, path=f"{node_dir}/bin/node"):
+        arch = MACOS_ARCHES.get(host.get_fact(Arch))
         server.shell(name=f"Node.js {settings.node_version} (darwin-{arch}, sha256 pinned)",
                      commands=[node_script(settings, arch, node_dir)])
     if not host.get_fact(File, path=f"{release}/.installed"):
@@ -146,41 +118,22 @@ def openclaw_macos(settings: HostSettings):
         )
     template(name=f"CLI wrapper {CLI}", role="openclaw", src="macos/openclaw-kit-cli.j2", dest=CLI, mode="755",
              **cli_data())
+
+
+def validate(*, release: str, config: str) -> str:
+    """The command that validates `config` with the OpenClaw of `release`, as the service (the wrapper
+    starts itself again through sudo, which drops the environment: the config is an option)."""
+    q = shlex.quote
+    return f"{q(CLI)} --release {q(release)} --config {q(config)} config validate --json"
+
+
+def service(settings: HostSettings, *, release: str, node_dir: str, switching: bool, changed: list) -> None:
     gateway_op = template(name=f"Gateway start script {GATEWAY}", role="openclaw", src="macos/openclaw-kit-gateway.j2",
                           dest=GATEWAY, mode="755", port=settings.gateway_port, **cli_data())
-    switching = (host.get_fact(Link, path=CURRENT) or {}).get("link_target") != release
-
-    # The config: rendered as on Linux, validated by the release that will run it, then merged into the live one.
-    files.put(name=f"Config merge tool {MERGE}", src=jsonconfig.__file__, dest=MERGE, mode="755")
-    config = render("openclaw", "openclaw.json5.j2", settings=settings, channels=channel_config(settings),
-                    log_file=LOG_FILE, live_config=LIVE_CONFIG)
-    sections = jsonconfig.load_commented(config)
-    merged = f"{LIVE_CONFIG}.kit-candidate"
-    promote_op = checked_config(
-        name=f"Config {CONFIG_DIR}/{DESIRED_NAME}: validated by the OpenClaw that will run it, then made live",
-        files={DESIRED_NAME: config},
-        live_dir=CONFIG_DIR,
-        candidate_dir=CONFIG_CANDIDATE_DIR,
-        group=USER,
-        mode="640",
-        check=(
-            f"/usr/bin/python3 {q(MERGE)} {q(f'{CONFIG_CANDIDATE_DIR}/{DESIRED_NAME}')} {q(LIVE_CONFIG)} "
-            f"{q(merged)} && "
-            f"chown {USER}:{USER} {q(merged)} && {{ {q(CLI)} --release {q(release)} --config {q(merged)} "
-            f"config validate --json || {{ rm -f {q(merged)}; exit 1; }}; }}"
-        ),
-        rejected="OpenClaw rejected the new config (its message is above); the running gateway keeps the old one",
-        promote=(f"mv -f {q(merged)} {q(LIVE_CONFIG)} && "
-                 f"{promote_files([DESIRED_NAME], CONFIG_DIR, CONFIG_CANDIDATE_DIR)}"),
-        user="root",
-        force=switching
-        or host.get_fact(OwnedConfigDigest, path=LIVE_CONFIG, sections=sorted(sections)) != jsonconfig.digest(sections),
-    )
-    switch_op = None
     if switching:
-        switch_op = server.shell(name=f"Switch {CURRENT} to OpenClaw {settings.openclaw_version}",
-                                 commands=[render("openclaw", "macos/switch-release.sh.j2", release=release,
-                                                  current=CURRENT)])
+        changed = [*changed, server.shell(
+            name=f"Switch {CURRENT} to OpenClaw {settings.openclaw_version}",
+            commands=[render("openclaw", "macos/switch-release.sh.j2", release=release, current=CURRENT)])]
 
     # A per-user agent OpenClaw installed earlier gives way to the system daemon.
     for user, plist in host.get_fact(UserAgents, label=LABEL) or []:
@@ -190,7 +143,7 @@ def openclaw_macos(settings: HostSettings):
                              user_state=f"/Users/{user}/.openclaw", state_dir=STATE_DIR, service_user=USER)],
         )
 
-    changed = [op for op in (secrets_op, promote_op, switch_op, gateway_op) if op is not None]
+    changed = [*changed, gateway_op]
     daemon_op = launchd.daemon(name="The gateway as a LaunchDaemon", label=LABEL, plist=gateway_plist(settings),
                                restart_when=changed)
     server.shell(
@@ -280,9 +233,5 @@ def gateway_plist(settings: HostSettings) -> dict:
 
 
 def health_wait(port: int) -> str:
-    """A bounded wait for GET /healthz on loopback; on failure, the gateway's last log lines."""
-    return (
-        f"for i in $(seq {HEALTH_TIMEOUT}); do curl -fsS -o /dev/null http://127.0.0.1:{port}/healthz && exit 0; "
-        f"sleep 1; done; echo '{LABEL} did not answer /healthz within {HEALTH_TIMEOUT}s' >&2; "
-        f"tail -n 30 {LOG_DIR}/gateway.stderr.log >&2; exit 1"
-    )
+    """A bounded wait for GET /healthz on loopback; on failure, the daemon's last stderr lines."""
+    return openclaw.health_wait(port, service=LABEL, recent_logs=f"tail -n 30 {LOG_DIR}/gateway.stderr.log")
