@@ -137,14 +137,15 @@ def load_targets(path: str, limit: list[str] | None) -> list[Target]:
 
 
 @pytest.fixture(autouse=True)
-def slow_commands(request):
-    """OpenClaw's CLI takes seconds of CPU per run (Node.js loading OpenClaw): start its runs on each
-    host before its first check, so they overlap the other checks instead of adding to them."""
-    from tests.verify.test_openclaw import SLOW_COMMANDS
-
+def start_slow_commands(request):
+    """Some checks read a command that takes seconds (OpenClaw's CLI: Node.js loading OpenClaw; certbot):
+    each module lists them in `slow_commands(settings)`. They start on each host before its first check,
+    so they overlap the other checks; the checks that read them are marked `late` and run last."""
     target = getattr(request.node, "callspec", None) and request.node.callspec.params.get("target")
-    if isinstance(target, Target) and not target.started and any(item.path.name == "test_openclaw.py" for item in request.session.items):
-        target.started.update({command: target.host.backend.start(command) for command in SLOW_COMMANDS})
+    if isinstance(target, Target) and not target.started:
+        modules = {item.module for item in request.session.items}
+        commands = [command for module in modules for command in getattr(module, "slow_commands", lambda _: [])(target.settings)]
+        target.started.update({command: target.host.backend.start(command) for command in commands})
 
 
 def pytest_generate_tests(metafunc):
@@ -174,3 +175,5 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    # Stable: the other checks keep their order.
+    items.sort(key=lambda item: item.get_closest_marker("late") is not None)

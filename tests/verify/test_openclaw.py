@@ -14,8 +14,11 @@ from roles.openclaw.systemd import COMPILE_CACHE, LIVE_CONFIG, SERVICE, STATE_DI
 MAX_EXPOSURE = 3.0
 CONFIG_VALIDATE = f"{CLI} config validate --json 2>/dev/null"
 SECURITY_AUDIT = f"{CLI} security audit --json 2>/dev/null"
-# Started early by conftest.py: they take seconds each.
-SLOW_COMMANDS = [SECURITY_AUDIT, CONFIG_VALIDATE]
+
+
+def slow_commands(settings) -> list[str]:
+    """Started early by conftest.py: they take seconds each."""
+    return [SECURITY_AUDIT, CONFIG_VALIDATE]
 
 
 def test_service_user_cannot_log_in(target):
@@ -96,6 +99,7 @@ def test_unit_is_sandboxed(target):
         assert directive in unit + "\n"
 
 
+@pytest.mark.late
 def test_config_validates_and_carries_the_settings(target):
     assert json.loads(target.output_of(CONFIG_VALIDATE))["valid"] is True
     live = json.loads(target.host.check_output(f"cat {LIVE_CONFIG}"))
@@ -107,6 +111,7 @@ def test_config_validates_and_carries_the_settings(target):
     assert live["discovery"]["mdns"]["mode"] == "off"
 
 
+@pytest.mark.late
 def test_openclaw_security_audit_is_clean(target):
     audit = json.loads(target.output_of(SECURITY_AUDIT))
     problems = [(f["severity"], f["checkId"]) for f in audit["findings"] if f["severity"] in ("critical", "warn")]
