@@ -140,7 +140,9 @@ def load_targets(path: str, limit: list[str] | None) -> list[Target]:
 def start_slow_commands(request):
     """Some checks read a command that takes seconds (OpenClaw's CLI: Node.js loading OpenClaw; certbot):
     each module lists them in `slow_commands(settings)`. They start on each host before its first check,
-    so they overlap the other checks; the checks that read them are marked `late` and run last."""
+    so they overlap the other checks; the checks that read them are marked `late` and run last. Each
+    is an SSH channel of its own, and the kit's sshd allows 4 per connection (sshd_max_sessions): keep
+    them few (3 made other checks fail to open theirs)."""
     target = getattr(request.node, "callspec", None) and request.node.callspec.params.get("target")
     if isinstance(target, Target) and not target.started:
         modules = {item.module for item in request.session.items}
