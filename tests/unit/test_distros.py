@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,12 @@ def test_a_supported_release_is_deployed_with_its_own_row(release, tmp_path):
     planned = [op["name"] for op in json.loads(run.stdout[run.stdout.index("{"):])["plan"]]
     # The row's code name: Ubuntu's 24.04 is told from its 24.10 by the minor version.
     assert f"base | apt sources: add the security suite {OS_RELEASE[release][2]}-security" in planned
+
+
+def test_no_role_or_template_branches_on_the_distribution():
+    """What differs between the distributions is a field of the platform table, not a branch in a role."""
+    role_code = [path for path in (REPO / "roles").rglob("*.py") if "LinuxDistribution" in path.read_text()]
+    assert role_code == []
+    branches = [path for path in (REPO / "templates").rglob("*.j2")
+                if re.search(r"{%-?\s*(if|elif)\b[^%]*(distribution|Debian|Ubuntu|codename)", path.read_text())]
+    assert branches == []
