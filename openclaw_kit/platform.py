@@ -36,6 +36,12 @@ class Platform:
     security_uri: str = ""  # where that suite is served, should apt's sources lack it
     security_components: str = ""  # the components the kit adds it with
     archive_keyring: str = ""  # the keyring that signs it (Signed-By)
+    # unattended-upgrades' Origins-Pattern entries that match the security suite and nothing else
+    security_origins: tuple[str, ...] = ()
+    # sshd's systemd units: the service reloaded for a new drop-in, and the socket that starts it
+    # where the distro socket-activates sshd by default with the port from sshd_config ("": it does not)
+    sshd_service: str = ""
+    sshd_socket: str = ""
 
 
 _DEBIAN = dict(
@@ -49,17 +55,30 @@ _DEBIAN = dict(
     log_group="adm",
     nologin="/usr/sbin/nologin",
     sshd="/usr/sbin/sshd",
+    sshd_service="ssh.service",  # Debian's name for it (sshd.service is only an alias)
     roles=frozenset({"base", "firewall", "wireguard", "openclaw", "nginx", "fail2ban", "logs", "backup", "audit",
                      "tls"}),
 )
 
 # (distribution, major, minor version or None for any point release) -> its row. Ubuntu's minor is
 # part of the release: 24.10 shares 24.04's major but is another system (and unsupported).
-_DEBIAN_SECURITY = dict(security_uri="http://deb.debian.org/debian-security", security_components="main")
+_DEBIAN_SECURITY = dict(
+    security_uri="http://deb.debian.org/debian-security", security_components="main",
+    # Both as Debian's own 50unattended-upgrades names the suite (Codename <codename>-security since
+    # Debian 11, <codename> before); the point-release origins that file also lists are left out.
+    security_origins=("origin=Debian,codename=${distro_codename}-security,label=Debian-Security",
+                      "origin=Debian,codename=${distro_codename},label=Debian-Security"),
+)
 # Ubuntu's security suite on amd64; other architectures are served by ports.ubuntu.com/ubuntu-ports.
-_UBUNTU_SECURITY = dict(security_uri="http://security.ubuntu.com/ubuntu",
-                        security_components="main restricted universe multiverse",
-                        archive_keyring="/usr/share/keyrings/ubuntu-archive-keyring.gpg")
+_UBUNTU_SECURITY = dict(
+    security_uri="http://security.ubuntu.com/ubuntu", security_components="main restricted universe multiverse",
+    archive_keyring="/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+    # Ubuntu's origins are matched by archive (a=), not codename; the ESM ones exist only on hosts
+    # attached to Ubuntu Pro and match nothing elsewhere.
+    security_origins=("origin=Ubuntu,archive=${distro_codename}-security",
+                      "origin=UbuntuESMApps,archive=${distro_codename}-apps-security",
+                      "origin=UbuntuESM,archive=${distro_codename}-infra-security"),
+)
 
 PLATFORMS: dict[tuple[str, int, int | None], Platform] = {
     ("Debian", 12, None): Platform(label="Debian 12", **_DEBIAN, codename="bookworm", **_DEBIAN_SECURITY,
@@ -67,7 +86,10 @@ PLATFORMS: dict[tuple[str, int, int | None], Platform] = {
     # trixie's debian-archive-keyring ships its keyrings as .pgp (what its own debian.sources names).
     ("Debian", 13, None): Platform(label="Debian 13", **_DEBIAN, codename="trixie", **_DEBIAN_SECURITY,
                                    archive_keyring="/usr/share/keyrings/debian-archive-keyring.pgp"),
-    ("Ubuntu", 24, 4): Platform(label="Ubuntu 24.04", **_DEBIAN, codename="noble", **_UBUNTU_SECURITY),
+    # Ubuntu 24.04 starts sshd from ssh.socket, its port generated from sshd_config (Debian ships an
+    # ssh.socket too, disabled, with ListenStream=22 fixed): a new sshd_port needs the socket restarted.
+    ("Ubuntu", 24, 4): Platform(label="Ubuntu 24.04", **_DEBIAN, codename="noble", **_UBUNTU_SECURITY,
+                                sshd_socket="ssh.socket"),
 }
 
 # macOS: its rows are described in platform_macos.py (tested on recorded facts, not on a real Mac).

@@ -11,7 +11,7 @@ import re
 
 from pyinfra import host
 from pyinfra.api import FactBase
-from pyinfra.facts.server import Arch, LinuxDistribution, Sysctl
+from pyinfra.facts.server import Arch, Sysctl
 from pyinfra.operations import apt, files, server, systemd
 
 from openclaw_kit.packages import install_missing, installed_packages
@@ -190,12 +190,18 @@ def kernel_settings(*, container: str | None, arch: str, present: set[str] | Non
 
 
 SSHD_TEMPLATE = "sshd.conf.j2"
-# Ubuntu 24.04 starts sshd from ssh.socket, whose port comes from sshd_config through a generator:
-# a new Port needs the generator re-run and the socket restarted (Ubuntu's documented procedure).
-SSHD_RELOAD = (
-    "if systemctl is-active --quiet ssh.socket; then systemctl daemon-reload && systemctl restart ssh.socket; fi; "
-    "systemctl reload-or-restart ssh.service"
-)
+
+
+def sshd_reload(platform) -> str:
+    """Shell that makes sshd use its new drop-in. Where sshd is socket-activated with the port generated
+    from sshd_config, a new Port needs the generator re-run and the socket restarted (Ubuntu's documented
+    procedure); an admin who went back to the plain service has no active socket, so only the service."""
+    reload = f"systemctl reload-or-restart {platform.sshd_service}"
+    socket = platform.sshd_socket
+    if not socket:
+        return reload
+    restart_socket = f"systemctl daemon-reload && systemctl restart {socket}"
+    return f"if systemctl is-active --quiet {socket}; then {restart_socket}; fi; {reload}"
 
 
 def apply(settings: HostSettings) -> None:
@@ -229,7 +235,7 @@ def apply(settings: HostSettings) -> None:
         files.file(name="No proxy CA", path=PROXY_CA, present=False)
 
     container = host.get_fact(Container)
-    _unattended_upgrades(settings)
+    _unattended_upgrades(settings, platform)
     _time_sync(container, time_daemons)
     _kernel(settings, container)
     _modules(settings)
@@ -306,13 +312,13 @@ def _logins(settings: HostSettings) -> None:
                  banner=settings.login_banner)
 
 
-def _unattended_upgrades(settings: HostSettings) -> None:
+def _unattended_upgrades(settings: HostSettings, platform) -> None:
     template(
         name="Unattended upgrades: security updates only",
         role="base",
-        src=f"{platform_of(host).family}/unattended-upgrades.conf.j2",
+        src=f"{platform.family}/unattended-upgrades.conf.j2",
         dest=UNATTENDED_UPGRADES,
-        distribution=host.get_fact(LinuxDistribution)["name"],
+        origins=platform.security_origins,
         reboot=settings.unattended_reboot,
         reboot_time=settings.unattended_reboot_time,
         jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
@@ -364,4 +370,5 @@ def _kernel(settings: HostSettings, container: str | None) -> None:
 
 
 def reload_sshd(dropin_op) -> None:
-    server.shell(name="Reload sshd for its new drop-in", commands=[SSHD_RELOAD], _if=dropin_op.did_change)
+    server.shell(name="Reload sshd for its new drop-in", commands=[sshd_reload(platform_of(host))],
+                 _if=dropin_op.did_change)

@@ -11,7 +11,7 @@ from openclaw_kit.platform import PLATFORMS
 from openclaw_kit.settings import SettingsError, validate_hosts
 from openclaw_kit.templates import TEMPLATES, render
 from roles.base import ISSUE_NET, SSHD_CANDIDATE, sshd_check_script, sshd_dropin
-from roles.base.debian import RA_KEYS, SYSCTL, apt_suites, kernel_settings
+from roles.base.debian import RA_KEYS, SYSCTL, apt_suites, kernel_settings, sshd_reload
 from tests.unit.fake_host import ENV, one_problem
 from tests.verify.test_base import listener_problems, security_releases
 
@@ -172,10 +172,15 @@ def test_sysctl_file_sets_exactly_the_applied_keys_and_explains_the_rest():
 # --- unattended upgrades ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("distribution", ["Debian", "Ubuntu"])
+APT_PLATFORMS = {key: platform for key, platform in PLATFORMS.items() if platform.package_manager == "apt"}
+
+
+@pytest.mark.parametrize("key", APT_PLATFORMS)
 @pytest.mark.parametrize("reboot", [False, True])
-def test_unattended_upgrades_are_security_only(distribution, reboot):
-    text = _render("debian/unattended-upgrades.conf.j2", distribution=distribution, reboot=reboot, reboot_time="03:30")
+def test_unattended_upgrades_are_security_only(key, reboot):
+    distribution = key[0]
+    text = _render("debian/unattended-upgrades.conf.j2", origins=APT_PLATFORMS[key].security_origins, reboot=reboot,
+                   reboot_time="03:30")
     # apt adds up list entries from every file: the package's own origins must be cleared first.
     assert "#clear Unattended-Upgrade::Origins-Pattern;" in text and "#clear Unattended-Upgrade::Allowed-Origins;" in text
     patterns = re.findall(r'^\s*"(origin=[^"]+)";', text, re.M)
@@ -187,6 +192,25 @@ def test_unattended_upgrades_are_security_only(distribution, reboot):
 
 
 # --- sshd -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("key", "socket_active", "expected"), [
+    (("Debian", 12, None), True, ["reload-or-restart ssh.service"]),  # Debian's ssh.socket has a fixed port
+    (("Debian", 13, None), False, ["reload-or-restart ssh.service"]),
+    (("Ubuntu", 24, 4), True, ["is-active --quiet ssh.socket", "daemon-reload", "restart ssh.socket",
+                               "reload-or-restart ssh.service"]),
+    # An admin who went back to the plain ssh.service (Ubuntu's documented way) has no active socket.
+    (("Ubuntu", 24, 4), False, ["is-active --quiet ssh.socket", "reload-or-restart ssh.service"]),
+])
+def test_sshd_reload_restarts_the_socket_only_where_the_platform_socket_activates_sshd(key, socket_active, expected,
+                                                                                        tmp_path):
+    """The reload command, run with a stand-in systemctl that logs its arguments."""
+    log = tmp_path / "calls"
+    (tmp_path / "systemctl").write_text(
+        f'#!/bin/sh\necho "$*" >> {log}\n[ "$1 $2" != "is-active --quiet" ] || exit {0 if socket_active else 3}\n')
+    (tmp_path / "systemctl").chmod(0o755)
+    subprocess.run(["sh", "-c", sshd_reload(PLATFORMS[key])], env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, check=True)
+    assert log.read_text().splitlines() == expected
 
 
 def directives(text: str) -> list[tuple[str, str]]:
