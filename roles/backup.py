@@ -15,6 +15,7 @@ import shlex
 from pyinfra import host, logger
 from pyinfra.api import FactBase, deploy
 from pyinfra.operations import files, python, server
+from pyinfra.operations.util import any_changed
 
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
@@ -29,6 +30,7 @@ from roles.openclaw.systemd import LIVE_CONFIG, SERVICE, STATE_DIR, USER, health
 CONFIG_DIR = "/etc/openclaw-kit/backup"  # root-only: password, S3 credentials, SSH key
 PASSWORD_FILE = f"{CONFIG_DIR}/restic-password"
 S3_ENV = f"{CONFIG_DIR}/s3.env"
+S3_CA_FILE = f"{CONFIG_DIR}/s3-ca.pem"  # s3_ca_file's certificates, restic's --cacert
 SSH_KEY = f"{CONFIG_DIR}/id_ed25519"
 KNOWN_HOSTS = f"{CONFIG_DIR}/known_hosts"
 RESTIC = "/usr/local/sbin/openclaw-kit-restic"
@@ -59,7 +61,7 @@ def backup(settings: HostSettings):
     files.directory(
         name=f"Off-host backup config {CONFIG_DIR}", path=CONFIG_DIR, user="root", group=root_group, mode="700"
     )
-    private_file(
+    password = private_file(
         name=f"Repository password {PASSWORD_FILE}",
         path=PASSWORD_FILE,
         content=offsite.password,
@@ -70,17 +72,33 @@ def backup(settings: HostSettings):
     if offsite.sftp:
         files.file(name=f"No S3 credentials {S3_ENV}", path=S3_ENV, present=False)
         ssh_key(offsite)
+        repository_inputs = []
     else:
-        secret_file(
-            name=f"S3 credentials {S3_ENV}",
-            path=S3_ENV,
-            values=offsite.secrets(),
-            user="root",
-            group=root_group,
-            private_dir=private_dir,
+        repository_inputs = [
+            secret_file(
+                name=f"S3 credentials {S3_ENV}",
+                path=S3_ENV,
+                values=offsite.secrets(),
+                user="root",
+                group=root_group,
+                private_dir=private_dir,
+            )
+        ]
+    if offsite.s3_ca_file:
+        repository_inputs.append(
+            files.put(
+                name=f"S3 server's CA {S3_CA_FILE}",
+                src=offsite.s3_ca_file,
+                dest=S3_CA_FILE,
+                user="root",
+                group=root_group,
+                mode="644",
+            )
         )
+    else:
+        files.file(name=f"No S3 server's CA {S3_CA_FILE}", path=S3_CA_FILE, present=False)
 
-    template(
+    wrapper = template(
         name=f"restic wrapper {RESTIC}",
         role="backup",
         src="openclaw-kit-restic.j2",
@@ -88,7 +106,7 @@ def backup(settings: HostSettings):
         mode="750",
         **restic_data(offsite),
     )
-    template(
+    offsite_job = template(
         name=f"Off-host backup job {OFFSITE}",
         role="backup",
         src="openclaw-kit-offsite-backup.j2",
@@ -105,6 +123,9 @@ def backup(settings: HostSettings):
         **restore_data(settings),
     )
 
+    if not offsite.sftp:
+        open_repository(repository_inputs + [password, wrapper, offsite_job])
+
     cron_op = template(
         name=f"Cron job {CRON_FILE}",
         role="backup",
@@ -120,6 +141,19 @@ def backup(settings: HostSettings):
         name="Run the off-host backup once (outcome in the audit log)",
         commands=[f"{cron_command()} || true"],
         _if=cron_op.did_change,
+    )
+
+
+def open_repository(inputs: list) -> None:
+    """S3: the deploy opens the repository (initialising one that is missing), so a wrong key, password
+    or CA fails the deploy with restic's reason. SFTP cannot: the host's new key is not yet authorized
+    there on the first run. Checked again only when the repository did not open before this run or
+    something restic opens it with changed."""
+    opened = host.get_fact(RepositoryOpens, restic=RESTIC)
+    server.shell(
+        name="Off-host repository opens (initialised when missing)",
+        commands=[f"{OFFSITE} --open-only"],
+        _if=any_changed(*inputs) if opened else None,
     )
 
 
@@ -182,6 +216,7 @@ def restic_data(offsite: OffsiteBackup) -> dict:
         repository=offsite.repository,
         password_file=PASSWORD_FILE,
         s3_env=None if offsite.sftp else S3_ENV,
+        ca_file=S3_CA_FILE if offsite.s3_ca_file else None,
         sftp_command=sftp_command,
     )
 
@@ -200,6 +235,12 @@ def offsite_data(settings: HostSettings) -> dict:
         keep_weekly=offsite.keep_weekly,
         keep_monthly=offsite.keep_monthly,
         audit_retention_days=settings.audit_retention_days,
+        # What the error after a refused repository tells to check (shell-quoted).
+        causes=shlex.quote(
+            "offsite_backup: repository, password, "
+            + ("sftp_host_key, and this host's key authorized on the target" if offsite.sftp
+               else "s3_access_key_id, s3_secret_access_key, s3_ca_file")
+        ),
     )
 
 
@@ -221,6 +262,17 @@ def restore_data(settings: HostSettings) -> dict:
 
 def cron_command() -> str:
     return f"{JOB} offsite-backup --result-json -- {OFFSITE}"
+
+
+class RepositoryOpens(FactBase):
+    """Whether the kit's restic wrapper is there and opens the repository (no output kept: restic's
+    errors name no secret, but nothing here needs them)."""
+
+    def command(self, restic: str) -> str:
+        return f"{restic} cat config >/dev/null 2>&1 && echo yes || echo no"
+
+    def process(self, output):
+        return output == ["yes"]
 
 
 class PublicKey(FactBase):
