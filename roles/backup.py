@@ -3,10 +3,10 @@
 restic (Debian's) copies the newest verified archive of role logs' local backup, and the audit
 log's rotated files, to a repository on another host (SFTP, with a key made on this host and the
 target's host key checked strictly) or in an S3-compatible store (its CA from s3_ca_file where
-private). The repository is initialised by the first run that finds none; for S3 that is the deploy,
-which also fails on a key, password or CA restic is refused with. The job runs daily through the kit's job runner, after the
-local backup, so its outcome is a line in the audit log. `openclaw-kit-restore [SNAPSHOT]` brings
-the gateway's state back from the repository onto this host.
+private). The repository is initialised by the first run that finds none; for S3 that is the
+deploy, which also fails on a key, password or CA restic is refused with. The job runs daily
+through the kit's job runner, after the local backup, so its outcome is a line in the audit log.
+`openclaw-kit-restore [SNAPSHOT]` brings the gateway's state back from the repository onto this host.
 """
 
 from __future__ import annotations
