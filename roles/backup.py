@@ -15,6 +15,7 @@ import shlex
 
 from pyinfra import host, logger
 from pyinfra.api import FactBase, deploy
+from pyinfra.facts.files import File
 from pyinfra.operations import files, python, server
 from pyinfra.operations.util import any_changed
 
@@ -32,6 +33,7 @@ CONFIG_DIR = "/etc/openclaw-kit/backup"  # root-only: password, S3 credentials, 
 PASSWORD_FILE = f"{CONFIG_DIR}/restic-password"
 S3_ENV = f"{CONFIG_DIR}/s3.env"
 S3_CA_FILE = f"{CONFIG_DIR}/s3-ca.pem"  # s3_ca_file's certificates, restic's --cacert
+OPENED = f"{CONFIG_DIR}/s3-repository-opened"  # the deploy's last try to open the S3 repository worked
 SSH_KEY = f"{CONFIG_DIR}/id_ed25519"
 KNOWN_HOSTS = f"{CONFIG_DIR}/known_hosts"
 RESTIC = "/usr/local/sbin/openclaw-kit-restic"
@@ -42,6 +44,8 @@ CRON_FILE = "/etc/cron.d/openclaw-kit-backup"
 # the local job's lock should that still be running.
 SCHEDULE = "7 4 * * *"
 LOCAL_BACKUP_LOCK = "/run/lock/openclaw-kit-job-backup.lock"
+# Seconds restic may take to open the repository (it retries a refused key for 15 minutes).
+OPEN_TIMEOUT = 60
 STATE_TAG = "gateway-state"
 AUDIT_TAG = "audit-log"
 
@@ -72,6 +76,7 @@ def backup(settings: HostSettings):
     )
     if offsite.sftp:
         files.file(name=f"No S3 credentials {S3_ENV}", path=S3_ENV, present=False)
+        files.file(name=f"No S3 repository mark {OPENED}", path=OPENED, present=False)
         ssh_key(offsite)
         repository_inputs = []
     else:
@@ -148,12 +153,12 @@ def backup(settings: HostSettings):
 def open_repository(inputs: list) -> None:
     """S3: the deploy opens the repository (initialising one that is missing), so a wrong key, password
     or CA fails the deploy with restic's reason. SFTP cannot: the host's new key is not yet authorized
-    there on the first run. Checked again only when the repository did not open before this run or
-    something restic opens it with changed."""
-    opened = host.get_fact(RepositoryOpens, restic=RESTIC)
+    there on the first run. Opened again only when the last deploy's try failed (no OPENED mark) or
+    something restic opens it with changed: the store is not asked while pyinfra gathers facts."""
+    opened = host.get_fact(File, path=OPENED)
     server.shell(
         name="Off-host repository opens (initialised when missing)",
-        commands=[f"{OFFSITE} --open-only"],
+        commands=[f"rm -f {OPENED} && {OFFSITE} --open-only && touch {OPENED}"],
         _if=any_changed(*inputs) if opened else None,
     )
 
@@ -236,6 +241,7 @@ def offsite_data(settings: HostSettings) -> dict:
         keep_weekly=offsite.keep_weekly,
         keep_monthly=offsite.keep_monthly,
         audit_retention_days=settings.audit_retention_days,
+        open_timeout=OPEN_TIMEOUT,
         # What the error after a refused repository tells to check (shell-quoted).
         causes=shlex.quote(
             "offsite_backup: repository, password, "
@@ -263,17 +269,6 @@ def restore_data(settings: HostSettings) -> dict:
 
 def cron_command() -> str:
     return f"{JOB} offsite-backup --result-json -- {OFFSITE}"
-
-
-class RepositoryOpens(FactBase):
-    """Whether the kit's restic wrapper is there and opens the repository (no output kept: restic's
-    errors name no secret, but nothing here needs them)."""
-
-    def command(self, restic: str) -> str:
-        return f"{restic} cat config >/dev/null 2>&1 && echo yes || echo no"
-
-    def process(self, output):
-        return output == ["yes"]
 
 
 class PublicKey(FactBase):

@@ -449,6 +449,27 @@ def test_open_only_initialises_a_missing_repository_and_stops(offsite_root):
     assert (offsite_root / "calls").read_text().splitlines() == ["cat config", "init"]
 
 
+# restic 0.17 and newer retry for 15 minutes before they say so (the job stops them sooner).
+RETRIED = ("Stat(<config/>) returned error, retrying after 1.2s: Stat: {why}\n"
+           "Stat(<config/>) returned error, retrying after 2.9s: Stat: {why}\n"
+           "Fatal: unable to open config file: context canceled\nIs there a repository at the following location?")
+
+
+def test_an_error_restic_retried_is_an_error_with_its_reason_never_a_new_repository(offsite_root):
+    signature = "The request signature we calculated does not match the signature you provided."
+    done = run_offsite(offsite_root, "--open-only", cat_error=RETRIED.format(why=signature))
+    assert done.returncode == 1
+    assert done.stderr.startswith("openclaw-kit-offsite-backup: restic cannot open the off-host repository")
+    assert done.stderr.endswith(f"restic says: Stat: {signature}\n")
+    assert (offsite_root / "calls").read_text().splitlines() == ["cat config"]
+
+
+def test_a_bucket_restic_retried_for_is_made_by_init(offsite_root):
+    done = run_offsite(offsite_root, "--open-only", cat_error=RETRIED.format(why="The specified bucket does not exist"))
+    assert done.returncode == 0, done.stderr
+    assert (offsite_root / "calls").read_text().splitlines() == ["cat config", "init"]
+
+
 def test_an_init_the_server_refuses_is_an_error_with_its_reason(offsite_root):
     # Older restic (Debian 12's 0.14) calls any failure to open "no repository here": a refused key too.
     refused = NO_REPOSITORY.replace("Lstat: file does not exist", "Stat: The AWS Access Key Id you provided does not exist")
