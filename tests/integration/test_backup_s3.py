@@ -18,7 +18,8 @@ from openclaw_kit.certificates import certificate_authority, pem, server_certifi
 from openclaw_kit.secrets import generate_token
 from roles.backup import CRON_FILE, RESTIC, RESTORE, S3_CA_FILE, S3_ENV
 from roles.logs import AUDIT_LOG
-from roles.openclaw import CLI, STATE_DIR
+from roles.openclaw import CLI
+from roles.openclaw.systemd import STATE_DIR
 from tests.integration.conftest import REPO, changed_hosts, run_pyinfra, ssh
 from tests.integration.test_backup import agents, inventory_with_offsite, latest_outcome
 
