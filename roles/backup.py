@@ -2,10 +2,11 @@
 
 restic (Debian's) copies the newest verified archive of role logs' local backup, and the audit
 log's rotated files, to a repository on another host (SFTP, with a key made on this host and the
-target's host key checked strictly) or in an S3-compatible store. The repository is initialised
-by the first run that finds none. The job runs daily through the kit's job runner, after the
-local backup, so its outcome is a line in the audit log. `openclaw-kit-restore [SNAPSHOT]` brings
-the gateway's state back from the repository onto this host.
+target's host key checked strictly) or in an S3-compatible store (its CA from s3_ca_file where
+private). The repository is initialised by the first run that finds none; for S3 that is the
+deploy, which also fails on a key, password or CA restic is refused with. The job runs daily
+through the kit's job runner, after the local backup, so its outcome is a line in the audit log.
+`openclaw-kit-restore [SNAPSHOT]` brings the gateway's state back from the repository onto this host.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import shlex
 
 from pyinfra import host, logger
 from pyinfra.api import FactBase, deploy
+from pyinfra.facts.files import File
 from pyinfra.operations import files, python, server
+from pyinfra.operations.util import any_changed
 
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
@@ -29,6 +32,8 @@ from roles.openclaw.systemd import LIVE_CONFIG, SERVICE, STATE_DIR, USER, health
 CONFIG_DIR = "/etc/openclaw-kit/backup"  # root-only: password, S3 credentials, SSH key
 PASSWORD_FILE = f"{CONFIG_DIR}/restic-password"
 S3_ENV = f"{CONFIG_DIR}/s3.env"
+S3_CA_FILE = f"{CONFIG_DIR}/s3-ca.pem"  # s3_ca_file's certificates, restic's --cacert
+OPENED = f"{CONFIG_DIR}/s3-repository-opened"  # the deploy's last try to open the S3 repository worked
 SSH_KEY = f"{CONFIG_DIR}/id_ed25519"
 KNOWN_HOSTS = f"{CONFIG_DIR}/known_hosts"
 RESTIC = "/usr/local/sbin/openclaw-kit-restic"
@@ -39,6 +44,8 @@ CRON_FILE = "/etc/cron.d/openclaw-kit-backup"
 # the local job's lock should that still be running.
 SCHEDULE = "7 4 * * *"
 LOCAL_BACKUP_LOCK = "/run/lock/openclaw-kit-job-backup.lock"
+# Seconds restic may take to open the repository (it retries a refused key for 15 minutes).
+OPEN_TIMEOUT = 60
 STATE_TAG = "gateway-state"
 AUDIT_TAG = "audit-log"
 
@@ -59,7 +66,7 @@ def backup(settings: HostSettings):
     files.directory(
         name=f"Off-host backup config {CONFIG_DIR}", path=CONFIG_DIR, user="root", group=root_group, mode="700"
     )
-    private_file(
+    password = private_file(
         name=f"Repository password {PASSWORD_FILE}",
         path=PASSWORD_FILE,
         content=offsite.password,
@@ -69,18 +76,35 @@ def backup(settings: HostSettings):
     )
     if offsite.sftp:
         files.file(name=f"No S3 credentials {S3_ENV}", path=S3_ENV, present=False)
+        files.file(name=f"No S3 repository mark {OPENED}", path=OPENED, present=False)
         ssh_key(offsite)
+        repository_inputs = []
     else:
-        secret_file(
-            name=f"S3 credentials {S3_ENV}",
-            path=S3_ENV,
-            values=offsite.secrets(),
-            user="root",
-            group=root_group,
-            private_dir=private_dir,
+        repository_inputs = [
+            secret_file(
+                name=f"S3 credentials {S3_ENV}",
+                path=S3_ENV,
+                values=offsite.secrets(),
+                user="root",
+                group=root_group,
+                private_dir=private_dir,
+            )
+        ]
+    if offsite.s3_ca_file:
+        repository_inputs.append(
+            files.put(
+                name=f"S3 server's CA {S3_CA_FILE}",
+                src=offsite.s3_ca_file,
+                dest=S3_CA_FILE,
+                user="root",
+                group=root_group,
+                mode="644",
+            )
         )
+    else:
+        files.file(name=f"No S3 server's CA {S3_CA_FILE}", path=S3_CA_FILE, present=False)
 
-    template(
+    wrapper = template(
         name=f"restic wrapper {RESTIC}",
         role="backup",
         src="openclaw-kit-restic.j2",
@@ -88,7 +112,7 @@ def backup(settings: HostSettings):
         mode="750",
         **restic_data(offsite),
     )
-    template(
+    offsite_job = template(
         name=f"Off-host backup job {OFFSITE}",
         role="backup",
         src="openclaw-kit-offsite-backup.j2",
@@ -105,6 +129,9 @@ def backup(settings: HostSettings):
         **restore_data(settings),
     )
 
+    if not offsite.sftp:
+        open_repository(repository_inputs + [password, wrapper, offsite_job])
+
     cron_op = template(
         name=f"Cron job {CRON_FILE}",
         role="backup",
@@ -120,6 +147,19 @@ def backup(settings: HostSettings):
         name="Run the off-host backup once (outcome in the audit log)",
         commands=[f"{cron_command()} || true"],
         _if=cron_op.did_change,
+    )
+
+
+def open_repository(inputs: list) -> None:
+    """S3: the deploy opens the repository (initialising one that is missing), so a wrong key, password
+    or CA fails the deploy with restic's reason. SFTP cannot: the host's new key is not yet authorized
+    there on the first run. Opened again only when the last deploy's try failed (no OPENED mark) or
+    something restic opens it with changed: the store is not asked while pyinfra gathers facts."""
+    opened = host.get_fact(File, path=OPENED)
+    server.shell(
+        name="Off-host repository opens (initialised when missing)",
+        commands=[f"rm -f {OPENED} && {OFFSITE} --open-only && touch {OPENED}"],
+        _if=any_changed(*inputs) if opened else None,
     )
 
 
@@ -182,6 +222,7 @@ def restic_data(offsite: OffsiteBackup) -> dict:
         repository=offsite.repository,
         password_file=PASSWORD_FILE,
         s3_env=None if offsite.sftp else S3_ENV,
+        ca_file=S3_CA_FILE if offsite.s3_ca_file else None,
         sftp_command=sftp_command,
     )
 
@@ -200,6 +241,13 @@ def offsite_data(settings: HostSettings) -> dict:
         keep_weekly=offsite.keep_weekly,
         keep_monthly=offsite.keep_monthly,
         audit_retention_days=settings.audit_retention_days,
+        open_timeout=OPEN_TIMEOUT,
+        # What the error after a refused repository tells to check (shell-quoted).
+        causes=shlex.quote(
+            "offsite_backup: repository, password, "
+            + ("sftp_host_key, and this host's key authorized on the target" if offsite.sftp
+               else "s3_access_key_id, s3_secret_access_key, s3_ca_file")
+        ),
     )
 
 

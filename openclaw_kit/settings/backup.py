@@ -10,10 +10,11 @@ import re
 from typing import Annotated
 from urllib.parse import urlsplit
 
+from cryptography import x509
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from openclaw_kit.secrets import Secret
-from openclaw_kit.settings.rules import FieldError, Port, SecretRef, Strict, check
+from openclaw_kit.settings.rules import FieldError, Port, SecretRef, Strict, check, pem_file
 
 _SFTP_REPOSITORY = re.compile(
     r"^sftp:(?P<user>[a-z_][a-z0-9_.-]{0,31})@(?P<host>[A-Za-z0-9.-]{1,253}):(?P<path>/[A-Za-z0-9._/-]*)$"
@@ -36,6 +37,16 @@ def _repository(value: str) -> str:
     return value
 
 
+def _ca_file(value: str) -> str:
+    pem_file(value)
+    try:
+        with open(value, "rb") as pem:
+            x509.load_pem_x509_certificates(pem.read())
+    except ValueError as error:
+        raise ValueError(f"must be a PEM file of CA certificates restic can load ({error})") from None
+    return value
+
+
 HostKey = Annotated[
     str,
     AfterValidator(
@@ -55,6 +66,8 @@ class OffsiteBackup(Strict):
     # S3: the access key pair.
     s3_access_key_id: SecretRef | None = None
     s3_secret_access_key: SecretRef | None = None
+    # S3: a CA file on the controller that restic trusts besides the system's (a MinIO on a private CA).
+    s3_ca_file: Annotated[str, AfterValidator(_ca_file)] | None = None
     # Snapshots of the daily archive kept (restic forget); the audit log's are kept audit_retention_days.
     keep_daily: Annotated[int, Field(ge=1, le=3650)] = 7
     keep_weekly: Annotated[int, Field(ge=0, le=520)] = 4
@@ -87,11 +100,11 @@ class OffsiteBackup(Strict):
                     None,
                     "an SFTP repository needs the target's SSH host key (ssh-keyscan it, check it, paste 'type key')",
                 )
-            if any(s3_keys):
+            if any(s3_keys) or self.s3_ca_file:
                 raise FieldError(
                     "repository",
                     self.repository,
-                    "is an SFTP repository: s3_access_key_id and s3_secret_access_key do not apply",
+                    "is an SFTP repository: s3_access_key_id, s3_secret_access_key and s3_ca_file do not apply",
                 )
         else:
             if not all(s3_keys):

@@ -65,9 +65,18 @@ def test_a_literal_secret_is_refused_and_never_echoed(field):
     assert "must be a ${VAR} reference" in found[0] and literal not in found[0]
 
 
-def test_target_specific_settings_must_match_the_repository():
+@pytest.fixture
+def ca_file(tmp_path) -> str:
+    from openclaw_kit.certificates import certificate_authority, pem
+
+    (tmp_path / "ca.pem").write_bytes(pem(certificate_authority("test S3 CA", days=1)[0]))
+    return str(tmp_path / "ca.pem")
+
+
+def test_target_specific_settings_must_match_the_repository(ca_file):
     assert "needs the target's SSH host key" in problems({key: value for key, value in SFTP.items() if key != "sftp_host_key"})[0]
     assert "do not apply" in problems({**SFTP, "s3_access_key_id": "${S3_KEY_ID}"})[0]
+    assert "s3_ca_file do not apply" in problems({**SFTP, "s3_ca_file": ca_file})[0]
     assert "needs s3_access_key_id and s3_secret_access_key" in problems({**S3, "s3_secret_access_key": None})[0]
     assert "applies to an SFTP repository only" in problems({**S3, "sftp_host_key": HOST_KEY})[0]
     assert "must be an SSH public host key" in problems({**SFTP, "sftp_host_key": f"10.0.0.2 {HOST_KEY}"})[0]
@@ -78,6 +87,18 @@ def test_a_short_password_is_refused_without_its_value():
         validate_hosts({"gw": {**BASE, "offsite_backup": SFTP}}, {**ENV, "RESTIC_PASSWORD": "short"})
     found = caught.value.problems
     assert len(found) == 1 and "at least 16 characters" in found[0] and "'short'" not in found[0]
+
+
+def test_s3_ca_file_is_a_pem_file_of_certificates(tmp_path, ca_file):
+    assert settings({**S3, "s3_ca_file": ca_file}).offsite_backup.s3_ca_file == ca_file
+    missing = problems({**S3, "s3_ca_file": str(tmp_path / "none.pem")})
+    assert missing == [f"host gw: offsite_backup.s3_ca_file = {str(tmp_path / 'none.pem')!r}: "
+                       "must be a readable PEM file on the controller (No such file or directory)"]
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+    found = problems({**S3, "s3_ca_file": str(garbage)})
+    assert len(found) == 1 and found[0].startswith(f"host gw: offsite_backup.s3_ca_file = {str(garbage)!r}: "
+                                                   "must be a PEM file of CA certificates restic can load ("), found
 
 
 # --- rendering -----------------------------------------------------------------------------------------
@@ -110,6 +131,11 @@ def test_s3_credentials_come_from_the_0600_file_not_the_script():
     assert not any(value in wrapper for value in SECRETS.values())
 
 
+def test_s3_with_a_ca_file_passes_it_to_restic(ca_file):
+    assert f"exec restic --cacert '{backup.S3_CA_FILE}' \"$@\"" in scripts({**S3, "s3_ca_file": ca_file})["restic"]
+    assert "--cacert" not in scripts(S3)["restic"]
+
+
 def test_retention_comes_from_settings():
     offsite = scripts({**SFTP, "keep_daily": 3, "keep_weekly": 2, "keep_monthly": 6})["offsite"]
     assert "--keep-daily 3 --keep-weekly 2 --keep-monthly 6" in offsite
@@ -121,15 +147,17 @@ def test_retention_comes_from_settings():
 # --- a deploy against pyinfra's fake connector -----------------------------------------------------------
 
 
-def test_a_deploy_with_offsite_backups_shows_no_secret_even_verbose(tmp_path):
+def test_a_deploy_with_offsite_backups_shows_no_secret_even_verbose(tmp_path, ca_file):
     sentinels = {"RESTIC_PASSWORD": "RESTICSENTINEL" * 3, "S3_KEY_ID": "KEYIDSENTINEL" * 2, "S3_SECRET": "S3SECRETSENTINEL" * 3}
-    (tmp_path / "inventory.py").write_text(fake_inventory(offsite_backup=S3))
+    (tmp_path / "inventory.py").write_text(fake_inventory(offsite_backup={**S3, "s3_ca_file": ca_file}))
     run = subprocess.run([sys.executable, "-m", "pyinfra", "-y", "-vvv", "--debug", "--diff", str(tmp_path / "inventory.py"), "deploy.py"],
                          cwd=REPO, env={**os.environ, **ENV, **sentinels}, capture_output=True, text=True, timeout=300)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
     for name in ("Install restic", f"Repository password {backup.PASSWORD_FILE}", f"S3 credentials {backup.S3_ENV}",
-                 f"Restore command {backup.RESTORE}", f"Cron job {backup.CRON_FILE}"):
+                 f"Restore command {backup.RESTORE}", f"S3 server's CA {backup.S3_CA_FILE}",
+                 # S3: the deploy opens the repository itself (a wrong key fails it).
+                 "Off-host repository opens (initialised when missing)", f"Cron job {backup.CRON_FILE}"):
         assert f"backup | {name}" in output, name
     assert "SENTINEL" not in output
     # Without Recommends (restic's is fuse), through openclaw_kit.packages.install_missing.

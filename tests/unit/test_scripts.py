@@ -387,7 +387,7 @@ FAKE_OFFSITE_RESTIC = """#!/bin/bash
 echo "$*" >> "$CALLS"
 case "$1" in
   cat) [ -e "$REPOSITORY" ] || { printf '%s\\n' "$CAT_ERROR" >&2; exit 1; } ;;
-  init) touch "$REPOSITORY" ;;
+  init) [ -z "$INIT_ERROR" ] || { printf '%s\\n' "$INIT_ERROR" >&2; exit 1; }; touch "$REPOSITORY" ;;
   backup) echo '{"message_type":"status","percent_done":0.5}'
           echo "{\\"message_type\\":\\"summary\\",\\"snapshot_id\\":\\"$4-0001\\"}" ;;
 esac
@@ -407,13 +407,14 @@ def offsite_root(tmp_path):
     return tmp_path
 
 
-def run_offsite(root: Path, cat_error: str = NO_REPOSITORY) -> subprocess.CompletedProcess:
+def run_offsite(root: Path, *args: str, cat_error: str = NO_REPOSITORY, init_error: str = "") -> subprocess.CompletedProcess:
     restic = executable(root / "restic", FAKE_OFFSITE_RESTIC)
     script = executable(root / "offsite", render("backup", "openclaw-kit-offsite-backup.j2", **{
         **backup.offsite_data(backup_settings(BACKUP_SFTP)), "restic": restic, "store": root / "store",
         "local_backup_lock": root / "backup.lock", "audit_dir": root / "audit"}))
-    env = {**os.environ, "CALLS": str(root / "calls"), "REPOSITORY": str(root / "repository"), "CAT_ERROR": cat_error}
-    return run(script, env=env)
+    env = {**os.environ, "CALLS": str(root / "calls"), "REPOSITORY": str(root / "repository"), "CAT_ERROR": cat_error,
+           "INIT_ERROR": init_error}
+    return run(script, *args, env=env)
 
 
 def test_the_offsite_job_initialises_a_missing_repository_copies_the_newest_archive_and_the_rotated_audit_files(offsite_root):
@@ -435,8 +436,47 @@ def test_the_offsite_job_initialises_a_missing_repository_copies_the_newest_arch
 
 def test_a_repository_restic_cannot_open_is_an_error_never_a_new_repository(offsite_root):
     done = run_offsite(offsite_root, cat_error="Fatal: wrong password or no key found")
-    assert done.returncode == 1 and "wrong password" in done.stderr
+    assert done.returncode == 1
+    assert done.stderr == ("openclaw-kit-offsite-backup: restic cannot open the off-host repository (check offsite_backup: "
+                           "repository, password, sftp_host_key, and this host's key authorized on the target); "
+                           "restic says: Fatal: wrong password or no key found\n")
     assert (offsite_root / "calls").read_text().splitlines() == ["cat config"]
+
+
+def test_open_only_initialises_a_missing_repository_and_stops(offsite_root):
+    done = run_offsite(offsite_root, "--open-only")
+    assert done.returncode == 0 and done.stdout == "", done.stderr
+    assert (offsite_root / "calls").read_text().splitlines() == ["cat config", "init"]
+
+
+# restic 0.17 and newer retry for 15 minutes before they say so (the job stops them sooner).
+RETRIED = ("Stat(<config/>) returned error, retrying after 1.2s: Stat: {why}\n"
+           "Stat(<config/>) returned error, retrying after 2.9s: Stat: {why}\n"
+           "Fatal: unable to open config file: context canceled\nIs there a repository at the following location?")
+
+
+def test_an_error_restic_retried_is_an_error_with_its_reason_never_a_new_repository(offsite_root):
+    signature = "The request signature we calculated does not match the signature you provided."
+    done = run_offsite(offsite_root, "--open-only", cat_error=RETRIED.format(why=signature))
+    assert done.returncode == 1
+    assert done.stderr.startswith("openclaw-kit-offsite-backup: restic cannot open the off-host repository")
+    assert done.stderr.endswith(f"restic says: Stat: {signature}\n")
+    assert (offsite_root / "calls").read_text().splitlines() == ["cat config"]
+
+
+def test_a_bucket_restic_retried_for_is_made_by_init(offsite_root):
+    done = run_offsite(offsite_root, "--open-only", cat_error=RETRIED.format(why="The specified bucket does not exist"))
+    assert done.returncode == 0, done.stderr
+    assert (offsite_root / "calls").read_text().splitlines() == ["cat config", "init"]
+
+
+def test_an_init_the_server_refuses_is_an_error_with_its_reason(offsite_root):
+    # Older restic (Debian 12's 0.14) calls any failure to open "no repository here": a refused key too.
+    refused = NO_REPOSITORY.replace("Lstat: file does not exist", "Stat: The AWS Access Key Id you provided does not exist")
+    done = run_offsite(offsite_root, "--open-only", cat_error=refused, init_error="client.BucketExists: Access Denied.")
+    assert done.returncode == 1
+    assert "restic cannot initialise the off-host repository" in done.stderr
+    assert done.stderr.endswith("restic says: client.BucketExists: Access Denied.\n")
 
 
 def test_the_offsite_job_without_a_local_archive_is_an_error(offsite_root):
