@@ -39,6 +39,7 @@ __all__ = [
 # A slot number lets separate sandboxes run side by side (each its own bridge, subnet, state).
 SLOT = int(os.environ.get("OPENCLAW_SANDBOX_SLOT") or 0)
 BRIDGE = f"ockit{SLOT}"
+BRIDGE_MAC = f"02:6f:63:6b:00:{SLOT:02x}"  # locally administered, one per slot
 NETWORK = ipaddress.ip_network(f"10.231.{SLOT}.0/24")
 GATEWAY = str(NETWORK.network_address + 1)
 MACHINE_PREFIX = f"ockit{SLOT}-"
@@ -656,6 +657,10 @@ def _ensure_bridge() -> bool:
         addrs = [] if made else [a.get("local") for a in existing.get("addr_info", [])]
         if GATEWAY not in addrs:
             _run(["ip", "addr", "add", f"{GATEWAY}/{NETWORK.prefixlen}", "dev", BRIDGE])
+        # A bridge takes the lowest MAC of its ports unless given one: a port coming or going (a host,
+        # a test's veth) would change the gateway's MAC under the hosts' ARP caches, and connections from
+        # here stall until they expire (an SSH from the controller timed out that way in CI).
+        _run(["ip", "link", "set", BRIDGE, "address", BRIDGE_MAC])
         _run(["ip", "link", "set", BRIDGE, "up"])
     except BaseException:
         if made:

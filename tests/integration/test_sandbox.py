@@ -136,6 +136,25 @@ def test_hosts_reach_each_other_over_the_bridge(state):
     assert r.stdout.startswith("SSH-2.0")
 
 
+def bridge_mac() -> str:
+    return json.loads(subprocess.run(["ip", "-j", "link", "show", sandbox.BRIDGE], capture_output=True, text=True,
+                                     check=True).stdout)[0]["address"]
+
+
+def test_the_gateway_keeps_its_mac_when_a_port_joins_the_bridge(state):
+    # A port with a lower MAC (like a test's veth) would otherwise become the bridge's, under the hosts' ARP caches.
+    assert bridge_mac() == sandbox.BRIDGE_MAC
+    outer, inner = f"vt-{sandbox.BRIDGE}", f"vu-{sandbox.BRIDGE}"
+    subprocess.run(["ip", "link", "add", outer, "address", "00:00:00:00:00:01", "type", "veth", "peer", "name", inner],
+                   check=True)
+    try:
+        subprocess.run(["ip", "link", "set", outer, "master", sandbox.BRIDGE, "up"], check=True)
+        assert bridge_mac() == sandbox.BRIDGE_MAC
+    finally:
+        subprocess.run(["ip", "link", "del", outer], capture_output=True)
+    assert bridge_mac() == sandbox.BRIDGE_MAC
+
+
 def test_second_up_keeps_running_hosts(state):
     before = sandbox.load_state()
     known_before = Path(before["known_hosts"]).read_text()
