@@ -191,7 +191,7 @@ def node_script(settings: HostSettings, arch: str | None, node_dir: str) -> str:
     if not sha256:
         raise SettingsError([f"host {host.name}: node_sha256 = None: no pinned checksum is known for Node.js "
                              f"{settings.node_version} (darwin-{arch}); set node_sha256 from the release's "
-                             "SHASUMS256.txt (the line for node-v{version}-darwin-{arch}.tar.gz)"])
+                             f"SHASUMS256.txt (the line for node-v{settings.node_version}-darwin-{arch}.tar.gz)"])
     name = f"node-v{settings.node_version}-darwin-{arch}.tar.gz"
     return render("openclaw", "macos/install-node.sh.j2", version=settings.node_version, arch=arch, node_dir=node_dir,
                   sha256=sha256, url=f"{settings.node_dist_url}/v{settings.node_version}/{name}",

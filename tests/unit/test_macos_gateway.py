@@ -169,7 +169,8 @@ def test_a_mac_without_the_command_line_tools_is_refused_before_any_change():
 
 
 def test_a_node_version_without_a_pinned_darwin_checksum_needs_node_sha256():
-    with pytest.raises(SettingsError, match=r"node_sha256 = None: no pinned checksum is known for Node.js 24.22.0 \(darwin-arm64\)"):
+    with pytest.raises(SettingsError, match=r"node_sha256 = None: no pinned checksum is known for Node.js 24.22.0 "
+                                           r"\(darwin-arm64\).*the line for node-v24.22.0-darwin-arm64.tar.gz"):
         run_role(openclaw, settings(node_version="24.22.0"), FRESH)
     planned = run_role(openclaw, settings(node_version="24.22.0", node_sha256="a" * 64), FRESH)
     assert "a" * 64 in dict(planned)["openclaw | Node.js 24.22.0 (darwin-arm64, sha256 pinned)"][0]
