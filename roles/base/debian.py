@@ -205,6 +205,7 @@ def sshd_reload(platform) -> str:
 
 
 def apply(settings: HostSettings) -> None:
+    platform = platform_of(host)
     if settings.hostname:
         server.hostname(name=f"Set hostname {settings.hostname}", hostname=settings.hostname)
 
@@ -212,14 +213,13 @@ def apply(settings: HostSettings) -> None:
         template(
             name="Send apt through the proxy",
             role="base",
-            src=f"{platform_of(host).family}/apt-proxy.conf.j2",
+            src=f"{platform.family}/apt-proxy.conf.j2",
             dest=APT_PROXY,
             proxy=settings.proxy,
         )
     else:
         files.file(name="No apt proxy", path=APT_PROXY, present=False)
 
-    platform = platform_of(host)
     _security_suite(platform)
 
     installed = installed_packages()
