@@ -138,7 +138,7 @@ def load_targets(path: str, limit: list[str] | None) -> list[Target]:
 
 @pytest.fixture(autouse=True)
 def start_slow_commands(request):
-    """Some checks read a command that takes seconds (OpenClaw's CLI: Node.js loading OpenClaw; certbot):
+    """Some checks read a command that takes seconds (OpenClaw's CLI: Node.js loading OpenClaw):
     each module lists them in `slow_commands(settings)`. They start on each host before its first check,
     so they overlap the other checks; the checks that read them are marked `late` and run last. Each
     is an SSH channel of its own, and the kit's sshd allows 4 per connection (sshd_max_sessions): keep
