@@ -42,6 +42,7 @@ NGINX_PID = "/run/nginx.pid"
 NGINX_LOGROTATE = "/etc/logrotate.d/nginx"
 NGINX_LOGROTATE_DIVERTED = f"{NGINX_LOGROTATE}.disabled"
 JOURNALD_DROPIN = "/etc/systemd/journald.conf.d/openclaw-kit.conf"
+JOURNALD = "systemd-journald.service"
 JOURNAL_LIMITS = {"max_use": "1G", "keep_free": "2G", "max_file_size": "64M"}
 
 
@@ -107,10 +108,14 @@ def logs(settings: HostSettings):
 
     journald_op = template(name=f"journald drop-in {JOURNALD_DROPIN}", role="logs", src="journald.conf.j2",
                            dest=JOURNALD_DROPIN, retention_days=settings.log_retention_days, **JOURNAL_LIMITS)
-    systemd.service(
+    # A restart of journald in a sandbox host sometimes reports "failed because of unavailable
+    # resources" while the new journald (socket-activated, with the new settings) is already up: seen on
+    # Debian 13 hosts in 2026-12, not reproducible by hand. Then it is started (again) and must be active.
+    server.shell(
         name="Restart journald for its new settings",
-        service="systemd-journald.service",
-        restarted=True,
+        commands=[f"systemctl restart {JOURNALD} || "
+                  f"{{ systemctl reset-failed {JOURNALD}; systemctl start {JOURNALD}; }}",
+                  f"systemctl is-active --quiet {JOURNALD}"],
         _if=journald_op.did_change,
     )
 
