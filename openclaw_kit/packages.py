@@ -8,13 +8,18 @@ from pyinfra.operations import apt
 
 from openclaw_kit.platform import platform_of
 
+# apt's lists lock has no wait option (dpkg's has, see roles/base/debian.py): a refresh that meets
+# apt-daily's own is tried again.
+APT_RETRIES = {"_retries": 3, "_retry_delay": 20}
+
 # package manager -> (fact listing the installed packages, operation installing some). Never the
 # recommended packages: on Debian 12, cron's Recommends alone brought exim4 listening on port 25.
 BACKENDS = {
     "apt": (
         DebPackages,
         lambda missing: apt.packages(
-            name=f"Install {' '.join(missing)}", packages=missing, no_recommends=True, update=True
+            name=f"Install {' '.join(missing)}", packages=missing, no_recommends=True, update=True,
+            **APT_RETRIES,
         ),
     ),
 }

@@ -14,13 +14,17 @@ from pyinfra.api import FactBase
 from pyinfra.facts.server import Arch, Sysctl
 from pyinfra.operations import apt, files, server, systemd
 
-from openclaw_kit.packages import install_missing, installed_packages
+from openclaw_kit.packages import APT_RETRIES, install_missing, installed_packages
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import template
 from roles.base import ISSUE_NET
 
 APT_PROXY = "/etc/apt/apt.conf.d/80openclaw-kit-proxy"
+# unattended-upgrades (or cloud-init) at work on a fresh host holds dpkg's lock for minutes: apt waits
+# for it (apt >= 1.9.11) instead of failing the deploy, and so does an admin's apt-get.
+APT_LOCK_WAIT = "/etc/apt/apt.conf.d/50openclaw-kit-lock-wait"
+APT_LOCK_WAIT_SECONDS = 600
 PROXY_CA = "/usr/local/share/ca-certificates/openclaw-kit-proxy.crt"
 # After the package's own 50unattended-upgrades (and 20auto-upgrades), so its values win.
 UNATTENDED_UPGRADES = "/etc/apt/apt.conf.d/52openclaw-kit-unattended-upgrades"
@@ -209,6 +213,10 @@ def apply(settings: HostSettings) -> None:
     if settings.hostname:
         server.hostname(name=f"Set hostname {settings.hostname}", hostname=settings.hostname)
 
+    # Before the first apt operation of the run.
+    template(name=f"apt waits for dpkg's lock (up to {APT_LOCK_WAIT_SECONDS} s)", role="base",
+             src=f"{platform.family}/apt-lock-wait.conf.j2", dest=APT_LOCK_WAIT, seconds=APT_LOCK_WAIT_SECONDS)
+
     if settings.proxy:
         template(
             name="Send apt through the proxy",
@@ -272,7 +280,7 @@ def _security_suite(platform) -> None:
             components=platform.security_components,
             keyring=platform.archive_keyring,
         )
-    apt.update(name="Refresh the package lists for the changed sources", _if=source_op.did_change)
+    apt.update(name="Refresh the package lists for the changed sources", _if=source_op.did_change, **APT_RETRIES)
 
 
 def _modules(settings: HostSettings) -> None:

@@ -79,11 +79,11 @@ def changed_hosts(result: dict) -> dict[str, list[str]]:
     return {op["name"]: op["success"] for op in result["results"]["operations"] if op["success"]}
 
 
-def ssh(state: dict, address: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+def ssh(state: dict, address: str, command: str, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess:
     run = subprocess.run(
         ["ssh", "-i", state["ssh_key"], "-o", f"UserKnownHostsFile={state['known_hosts']}", "-o", "StrictHostKeyChecking=yes",
          "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"{state['ssh_user']}@{address}", command],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=timeout,
     )
     # With what ssh or the command said: 255 alone does not tell a refused connection from a command's exit.
     assert not check or run.returncode == 0, f"ssh {address} {command[:200]!r} exited {run.returncode}: {run.stderr[-2000:]}"

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import sandbox
+from roles.base.debian import APT_LOCK_WAIT_SECONDS
 from sandbox import host_domain
 from tests.integration.conftest import HOSTS, REPO, https_exchange, ssh
 from tests.integration.test_nginx import assert_gateway_websocket, assert_public_side_refuses_operators, get, upgrade
@@ -108,7 +109,9 @@ def assert_mesh(state: dict, count: int) -> None:
     """Every pair pings over the mesh, and each host lists exactly the others as peers."""
     hosts = state["hosts"][:count]
     for h in hosts:  # the sandbox image has no ping; apt goes through the proxy the base role set
-        ssh(state, h["address"], "command -v ping >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iputils-ping >/dev/null")
+        # and waits for dpkg's lock (the kit's setting) while unattended-upgrades is at work.
+        ssh(state, h["address"], "command -v ping >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iputils-ping >/dev/null",
+            timeout=APT_LOCK_WAIT_SECONDS + 120)
     for (i, a), (j, b) in itertools.permutations(enumerate(hosts), 2):
         # Up to ~20 s: after a config change a lost handshake is retried every 5 s (wireguard-go on a busy machine).
         run = ssh(state, a["address"], f"for try in 1 2 3 4 5 6 7 8 9 10; do ping -c 1 -W 2 {mesh_address(j)} && exit 0; done; exit 1",

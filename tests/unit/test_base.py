@@ -11,7 +11,7 @@ from openclaw_kit.platform import PLATFORMS
 from openclaw_kit.settings import SettingsError, validate_hosts
 from openclaw_kit.templates import TEMPLATES, render
 from roles.base import ISSUE_NET, SSHD_CANDIDATE, sshd_check_script, sshd_dropin
-from roles.base.debian import RA_KEYS, SYSCTL, apt_suites, kernel_settings, sshd_reload
+from roles.base.debian import APT_LOCK_WAIT_SECONDS, RA_KEYS, SYSCTL, apt_suites, kernel_settings, sshd_reload
 from tests.unit.fake_host import ENV, one_problem
 from tests.verify.test_base import listener_problems, security_releases
 
@@ -189,6 +189,14 @@ def test_unattended_upgrades_are_security_only(key, reboot):
     assert f'Unattended-Upgrade::Automatic-Reboot "{str(reboot).lower()}";' in text
     assert 'Unattended-Upgrade::Automatic-Reboot-Time "03:30";' in text
     assert 'APT::Periodic::Unattended-Upgrade "1";' in text and 'APT::Periodic::Update-Package-Lists "1";' in text
+
+
+def test_apt_lock_wait_file_is_read_by_apt(tmp_path):
+    conf = tmp_path / "lock-wait.conf"
+    conf.write_text(_render("debian/apt-lock-wait.conf.j2", seconds=APT_LOCK_WAIT_SECONDS))
+    dump = subprocess.run(["apt-config", "-c", str(conf), "dump", "DPkg::Lock::Timeout"], capture_output=True,
+                          text=True, check=True).stdout
+    assert dump.strip() == f'DPkg::Lock::Timeout "{APT_LOCK_WAIT_SECONDS}";'
 
 
 # --- sshd -----------------------------------------------------------------------------------------

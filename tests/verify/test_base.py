@@ -10,6 +10,7 @@ import pytest
 from openclaw_kit.platform import PLATFORMS
 from roles.base import ISSUE_NET, SSHD_CANDIDATE, SSHD_DROPIN
 from roles.base.debian import (
+    APT_LOCK_WAIT_SECONDS,
     APT_PROXY,
     APT_TIMERS,
     CORE_LIMITS,
@@ -39,6 +40,12 @@ def test_apt_uses_the_proxy_from_settings(target):
         assert re.search(r'Acquire::http::Proxy "[^"]+"', target.host.check_output("apt-config dump Acquire::http::Proxy"))
     else:
         assert not proxy_file.exists
+
+
+def test_apt_waits_for_dpkgs_lock(target):
+    # Else a deploy or an admin's apt-get fails while unattended-upgrades is at work.
+    dump = target.host.check_output("apt-config dump DPkg::Lock::Timeout")
+    assert f'DPkg::Lock::Timeout "{APT_LOCK_WAIT_SECONDS}";' in dump, dump
 
 
 # --- unattended upgrades and time sync -------------------------------------------------------------
