@@ -119,6 +119,17 @@ def restart_in_sandbox(service: str, unit_dir: str = "/etc/systemd/system") -> l
     failed = shlex.quote(f"{service} did not start in its systemd sandbox ({path}, removed "
                          f"again; journalctl -u {service} says why); it runs without it")
     return [
-        f"systemctl daemon-reload && systemctl restart {service} || {{ rm -f {dropin}; systemctl daemon-reload; "
+        f"systemctl daemon-reload && {{ {restart(service)}; }} || {{ rm -f {dropin}; systemctl daemon-reload; "
         f"systemctl restart {service}; echo {failed} >&2; exit 1; }}"
     ]
+
+
+def restart(service: str) -> str:
+    """Shell that restarts `service`. Should systemd not even spawn it (result `resources`: "Failed to spawn
+    executor: No such file or directory", systemd 257 in the sandbox's containers on this cgroup-v1
+    machine, right after a reload or daemon-reload; never by hand), it is started once more; a failed
+    restart after which something (journald's sockets) already started it again passes if it is
+    active. A service that itself fails to start is not tried again."""
+    return (f"systemctl restart {service} || case \"$(systemctl show -P Result {service})\" in "
+            f"resources) systemctl reset-failed {service} && systemctl start {service} ;; "
+            f"success) systemctl is-active --quiet {service} ;; *) false ;; esac")

@@ -15,6 +15,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, deploy
 from pyinfra.operations import files, server, systemd
 
+from openclaw_kit.operations import restart
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
@@ -108,14 +109,9 @@ def logs(settings: HostSettings):
 
     journald_op = template(name=f"journald drop-in {JOURNALD_DROPIN}", role="logs", src="journald.conf.j2",
                            dest=JOURNALD_DROPIN, retention_days=settings.log_retention_days, **JOURNAL_LIMITS)
-    # A restart of journald in a sandbox host sometimes reports "failed because of unavailable
-    # resources" while the new journald (socket-activated, with the new settings) is already up: seen on
-    # Debian 13 hosts in 2026-12, not reproducible by hand. Then it is started (again) and must be active.
     server.shell(
         name="Restart journald for its new settings",
-        commands=[f"systemctl restart {JOURNALD} || "
-                  f"{{ systemctl reset-failed {JOURNALD}; systemctl start {JOURNALD}; }}",
-                  f"systemctl is-active --quiet {JOURNALD}"],
+        commands=[restart(JOURNALD), f"systemctl is-active --quiet {JOURNALD}"],
         _if=journald_op.did_change,
     )
 

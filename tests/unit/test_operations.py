@@ -126,16 +126,21 @@ def test_a_rejected_candidate_leaves_the_live_files_and_says_why(tmp_path, passe
     assert sorted(p.name for p in (live_dir / "conf.d").iterdir()) == ["kit.conf"], "no leftovers beside the live file"
 
 
-# A stand-in systemctl: `restart` fails while the sandbox drop-in exists when told to.
+# A stand-in systemctl: `restart` fails while the sandbox drop-in exists when told to (REFUSE), with
+# the unit's Result in RESULT; `start` fails too unless systemd merely could not spawn it once.
 FAKE_SYSTEMCTL = """#!/bin/sh
 echo "$*" >> "$LOG"
+if [ "$1" = show ]; then echo "$RESULT"; exit 0; fi
 if [ "$1" = restart ] && [ -n "$REFUSE" ] && [ -e "$DROPIN" ]; then exit 1; fi
+if [ "$1" = start ] && [ "$RESULT" != resources ]; then exit 1; fi
 exit 0
 """
 
 
-@pytest.mark.parametrize("refuse", [False, True])
-def test_a_service_that_will_not_start_in_its_sandbox_runs_without_it(tmp_path, refuse):
+@pytest.mark.parametrize("refuse, result", [(False, "success"), (True, "exit-code"), (True, "resources"),
+                                            (True, "success")],
+                         ids=["starts", "refuses", "not spawned once", "already started again by its socket"])
+def test_a_service_that_will_not_start_in_its_sandbox_runs_without_it(tmp_path, refuse, result):
     from openclaw_kit.operations import restart_in_sandbox, sandbox_dropin
 
     bin_dir, unit_dir = tmp_path / "bin", tmp_path / "system"
@@ -146,13 +151,22 @@ def test_a_service_that_will_not_start_in_its_sandbox_runs_without_it(tmp_path, 
     dropin.parent.mkdir(parents=True)
     dropin.write_text("[Service]\n")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(tmp_path / "log"), "DROPIN": str(dropin),
-           "REFUSE": "1" if refuse else ""}
+           "REFUSE": "1" if refuse else "", "RESULT": result}
     run = subprocess.run(["sh", "-c", *restart_in_sandbox("nginx.service", str(unit_dir))], env=env,
                          capture_output=True, text=True)
     calls = (tmp_path / "log").read_text().splitlines()
-    if refuse:
+    if refuse and result == "resources":
+        assert run.returncode == 0 and dropin.exists()
+        assert calls == ["daemon-reload", "restart nginx.service", "show -P Result nginx.service",
+                         "reset-failed nginx.service", "start nginx.service"]
+    elif refuse and result == "success":
+        assert run.returncode == 0 and dropin.exists()
+        assert calls == ["daemon-reload", "restart nginx.service", "show -P Result nginx.service",
+                         "is-active --quiet nginx.service"]
+    elif refuse:
         assert run.returncode == 1 and "did not start in its systemd sandbox" in run.stderr
         assert not dropin.exists()
-        assert calls == ["daemon-reload", "restart nginx.service", "daemon-reload", "restart nginx.service"]
+        assert calls == ["daemon-reload", "restart nginx.service", "show -P Result nginx.service", "daemon-reload",
+                         "restart nginx.service"]
     else:
         assert run.returncode == 0 and dropin.exists() and calls == ["daemon-reload", "restart nginx.service"]
