@@ -528,9 +528,9 @@ def restore_root(tmp_path, stand_ins):
     return tmp_path
 
 
-def run_restore(root: Path, env: dict, health: str, *args: str) -> subprocess.CompletedProcess:
+def run_restore(root: Path, env: dict, health: str, *args: str, restic: Path | None = None) -> subprocess.CompletedProcess:
     state = root / "state"
-    data = {**backup.restore_data(backup_settings(BACKUP_SFTP)), "restic": root / "bin/restic", "cli": root / "bin/cli",
+    data = {**backup.restore_data(backup_settings(BACKUP_SFTP)), "restic": restic or root / "bin/restic", "cli": root / "bin/cli",
             "merge": Path(jsonconfig.__file__), "desired_config": root / "desired.json", "state_dir": state,
             "live_config": state / "openclaw.json", "service_user": "root", "work_parent": root / "backups",
             "health_wait": health}
@@ -587,6 +587,53 @@ def test_an_archive_openclaw_refuses_leaves_the_running_gateway_alone(restore_ro
     assert done.returncode == 1 and "openclaw backup restore refused the archive" in done.stderr
     assert (restore_root / "state" / "marker").read_text() == "current\n"
     assert "systemctl stop" not in calls.read_text()
+
+RESTIC = shutil.which("restic")
+
+
+@needs_root
+@pytest.mark.skipif(RESTIC is None, reason="restic is not installed (./kit installs it)")
+def test_the_offsite_job_and_restore_with_this_machines_restic(restore_root, stand_ins):
+    """The kit's wrapper, off-host job and restore with a real restic and a local repository: on CI's
+    Debian 12 that is restic 0.14, the oldest a supported system has (the sandbox hosts run 0.18)."""
+    root, (env, _) = restore_root, stand_ins
+    (root / "bin" / "restic").unlink()  # the stand-in: the kit's wrapper runs the real one
+    store, audit = root / "store", root / "audit"
+    store.mkdir()
+    audit.mkdir()
+    shutil.copy(root / "archive.tar.gz", store / "2026-12-01T03-37-00.000+00-00-openclaw-backup.tar.gz")
+    (audit / "audit.log-20261201-000000").write_text("{}\n")
+    password = root / "restic-password"
+    password.write_text("correct horse battery staple\n")
+    wrapper = executable(root / "openclaw-kit-restic", render(
+        "backup", "openclaw-kit-restic.j2", repository=str(root / "repository"), password_file=str(password),
+        s3_env=None, ca_file=None, sftp_command=None))
+    offsite = executable(root / "offsite", render("backup", "openclaw-kit-offsite-backup.j2", **{
+        **backup.offsite_data(backup_settings(BACKUP_SFTP)), "restic": wrapper, "store": store,
+        "local_backup_lock": root / "backup.lock", "audit_dir": audit}))
+
+    opened = run(offsite, "--open-only", env=env)
+    assert opened.returncode == 0 and (root / "repository" / "config").is_file(), opened.stderr
+    for _ in range(2):
+        done = run(offsite, env=env)
+        assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["audit_files"] == 1 and result["audit_snapshot"]
+    # What verify asks. (Retention keeps one or both of the day's two: restic 0.16 and newer also keep
+    # the oldest snapshot while the policy has fewer days than it asks for.)
+    listed = run(wrapper, "snapshots", "--json", "--tag", backup.STATE_TAG, "--host", os.uname().nodename, env=env)
+    newest = max(json.loads(listed.stdout), key=lambda snapshot: snapshot["time"])
+    assert newest["id"].startswith(result["state_snapshot"]), listed.stdout
+
+    restored = run_restore(root, env, f"grep -q restored {root}/state/marker", restic=wrapper)
+    assert restored.returncode == 0, restored.stderr
+    assert (root / "state" / "marker").read_text() == "restored\n"
+
+    password.write_text("not the password\n")
+    refused = run(offsite, env=env)
+    assert refused.returncode == 1 and "restic cannot open the off-host repository" in refused.stderr
+    assert "wrong password or no key found" in refused.stderr and "not the password" not in refused.stderr
+
 
 # --- wireguard: the mesh key and applying a new configuration -----------------------------------------------
 
