@@ -407,11 +407,15 @@ def offsite_root(tmp_path):
     return tmp_path
 
 
-def run_offsite(root: Path, *args: str, cat_error: str = NO_REPOSITORY, init_error: str = "") -> subprocess.CompletedProcess:
-    restic = executable(root / "restic", FAKE_OFFSITE_RESTIC)
-    script = executable(root / "offsite", render("backup", "openclaw-kit-offsite-backup.j2", **{
+def offsite_script(root: Path, restic: Path) -> Path:
+    """The off-host job, rendered to use `restic` and root's store/ and audit/."""
+    return executable(root / "offsite", render("backup", "openclaw-kit-offsite-backup.j2", **{
         **backup.offsite_data(backup_settings(BACKUP_SFTP)), "restic": restic, "store": root / "store",
         "local_backup_lock": root / "backup.lock", "audit_dir": root / "audit"}))
+
+
+def run_offsite(root: Path, *args: str, cat_error: str = NO_REPOSITORY, init_error: str = "") -> subprocess.CompletedProcess:
+    script = offsite_script(root, executable(root / "restic", FAKE_OFFSITE_RESTIC))
     env = {**os.environ, "CALLS": str(root / "calls"), "REPOSITORY": str(root / "repository"), "CAT_ERROR": cat_error,
            "INIT_ERROR": init_error}
     return run(script, *args, env=env)
@@ -588,11 +592,12 @@ def test_an_archive_openclaw_refuses_leaves_the_running_gateway_alone(restore_ro
     assert (restore_root / "state" / "marker").read_text() == "current\n"
     assert "systemctl stop" not in calls.read_text()
 
-RESTIC = shutil.which("restic")
+
+REAL_RESTIC = shutil.which("restic")
 
 
 @needs_root
-@pytest.mark.skipif(RESTIC is None, reason="restic is not installed (./kit installs it)")
+@pytest.mark.skipif(REAL_RESTIC is None, reason="restic is not installed (./kit installs it)")
 def test_the_offsite_job_and_restore_with_this_machines_restic(restore_root, stand_ins):
     """The kit's wrapper, off-host job and restore with a real restic and a local repository: on CI's
     Debian 12 that is restic 0.14, the oldest a supported system has (the sandbox hosts run 0.18)."""
@@ -608,9 +613,7 @@ def test_the_offsite_job_and_restore_with_this_machines_restic(restore_root, sta
     wrapper = executable(root / "openclaw-kit-restic", render(
         "backup", "openclaw-kit-restic.j2", repository=str(root / "repository"), password_file=str(password),
         s3_env=None, ca_file=None, sftp_command=None))
-    offsite = executable(root / "offsite", render("backup", "openclaw-kit-offsite-backup.j2", **{
-        **backup.offsite_data(backup_settings(BACKUP_SFTP)), "restic": wrapper, "store": store,
-        "local_backup_lock": root / "backup.lock", "audit_dir": audit}))
+    offsite = offsite_script(root, wrapper)
 
     opened = run(offsite, "--open-only", env=env)
     assert opened.returncode == 0 and (root / "repository" / "config").is_file(), opened.stderr
