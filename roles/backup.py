@@ -200,7 +200,7 @@ def show_public_key(public_key: str, offsite: OffsiteBackup) -> None:
     target = offsite.sftp
     logger.warning(
         f"{host.name}: off-host backups log in to {target['user']}@{target['host']} with this key; "
-        f"authorize it there (README, Off-host backups): {public_key}"
+        f"authorize it there (docs/backup.md): {public_key}"
     )
 
 

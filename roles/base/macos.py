@@ -104,6 +104,6 @@ def report_filevault(status: str | None) -> None:
     if status and "FileVault is On" in status:
         logger.warning(f"[{host.name}] FileVault is on: after a restart this Mac waits at the unlock screen and the "
                        "gateway does not start until someone unlocks it. For planned restarts use "
-                       "`sudo fdesetup authrestart` (README: macOS).")
+                       "`sudo fdesetup authrestart` (docs/macos.md).")
     else:
         logger.info(f"[{host.name}] FileVault: {status or 'state unknown'}")

@@ -69,7 +69,7 @@ def lockout_problem(settings: HostSettings, connection: tuple[str, str, int] | N
                 f"{server}, not over the mesh (from inside {settings.private_network.cidr} to this host's mesh address "
                 f"{settings.private_network.address}): it would lock itself out. Deploy the mesh with "
                 "management: public first, then connect over the mesh (inventory addresses in the mesh) and switch "
-                "(README: The private network)")
+                "(docs/wireguard.md)")
     admin = any(client in ipaddress.ip_network(cidr) for cidr in settings.admin_cidrs)
     if not admin and not over_mesh(settings, client, server):
         return (f"this deploy connects from {client}, which is not in admin_cidrs = {settings.admin_cidrs}: "
