@@ -7,10 +7,17 @@ Cost: two more hosts join the sandbox for this module only (and leave at its end
 
 from __future__ import annotations
 
+import json
+import platform
+import subprocess
+import sys
+
 import pytest
+from pyinfra.facts.server import LinuxDistribution
 
 import sandbox
 from tests.integration.conftest import HOSTS, REPO, SECRETS_STEP, changed_hosts, deploy_json, run_verify, ssh
+from tests.unit.test_distros import facts as fake_facts
 
 pytestmark = pytest.mark.sandbox
 
@@ -56,6 +63,40 @@ def test_the_matrix_hosts_run_their_distros(matrix_state):
     refused = ssh(matrix_state, ubuntu, "true", check=False)
     assert refused.returncode == 255 and "Permission denied" in refused.stderr
     assert ssh({**matrix_state, "ssh_user": "ubuntu"}, ubuntu, "sudo -n id -un").stdout.strip() == "root"
+
+
+def test_record_facts_reads_what_the_fake_hosts_assume_and_changes_nothing(matrix_state, matrix_inventory, kit_env,
+                                                                           tmp_path):
+    """`./kit record-facts` on a fresh Debian 12 host, a fresh Ubuntu 24.04 host (through sudo) and the
+    suite's Debian 13 host: what it records matches the facts the unit tests' fake hosts are given."""
+    hosts = matrix_state["hosts"][HOSTS:] + matrix_state["hosts"][:1]
+    for host in hosts:
+        inventory = matrix_inventory if host in matrix_state["hosts"][HOSTS:] else "inventories/sandbox.py"
+        out = tmp_path / host["name"]
+        run = subprocess.run([sys.executable, "-m", "openclaw_kit.record_facts", inventory, host["address"], "--out", str(out)],
+                             cwd=REPO, env=kit_env, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+        index = json.loads((out / "facts.json").read_text())
+        assert len(index) > 50
+        for key, fake in fake_facts(host["os"]).items():
+            entry = next(e for e in index if key in e["command"])
+            real = (out / entry["file"]).read_text().splitlines()
+            fake = fake if isinstance(fake, list) else [fake]
+            if entry["fact"] == "server.LinuxDistribution":
+                real, fake = LinuxDistribution().process(real), LinuxDistribution().process(fake)
+                assert {k: real[k] for k in ("name", "major", "minor")} == {k: fake[k] for k in ("name", "major", "minor")}
+                assert real["release_meta"]["VERSION_CODENAME"] == fake["release_meta"]["VERSION_CODENAME"]
+            elif key == "uname -m":  # the fakes are x86_64; the sandbox hosts are this machine's CPU
+                assert real == [platform.machine()]
+            else:
+                assert real == fake, (host["os"], key)
+        recorded = "".join(p.read_text() for p in out.iterdir())
+        assert host["name"] not in recorded and sandbox.host_domain(host["name"]) not in recorded
+        assert (out / "README.md").read_text().startswith(
+            f"# Facts recorded from a real {host['os'].lower().replace(' ', '').replace('.', '')}_{platform.machine()} host")
+    for host in matrix_state["hosts"][HOSTS:]:  # still fresh: recording ran no operation
+        user = {**matrix_state, "ssh_user": host["ssh_user"]}
+        assert ssh(user, host["address"], "test -e /etc/openclaw", check=False).returncode == 1
 
 
 def test_a_fresh_deploy_succeeds_on_every_distro(fresh_deploy, matrix_state):
