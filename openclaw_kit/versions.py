@@ -2,7 +2,8 @@
 
     python -m openclaw_kit.versions [--offline]      (./kit versions)
 
-The pins are the settings' defaults; a host's `openclaw_version` / `node_version` override them. The
+The pins are openclaw_kit/pins.py's, the settings' defaults; a host's `openclaw_version` /
+`node_version` override them. The
 registry is asked with the controller's own `npm view`; what it says is marked as such, and a
 registry that does not answer is said so (exit 0 either way: the pins are still known).
 """
@@ -15,8 +16,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from openclaw_kit.settings.openclaw import OpenclawSettings
-from roles.openclaw.systemd import NODE_SHA256, NPM_VERSION
+from openclaw_kit.pins import NODE_LINUX_SHA256, NODE_VERSION, NPM_VERSION, OPENCLAW_VERSION
 
 # `npm view ARGS...` -> its stdout; raises OSError or CalledProcessError when the registry does not answer.
 View = Callable[[list[str]], str]
@@ -27,13 +27,12 @@ def npm_view(args: list[str]) -> str:
 
 
 def pinned() -> dict:
-    defaults = OpenclawSettings.model_fields
     checksums: dict[str, list[str]] = {}
-    for (source, version, arch), _ in sorted(NODE_SHA256.items(), key=lambda item: _key(item[0][1])):
+    for (source, version, arch), _ in sorted(NODE_LINUX_SHA256.items(), key=lambda item: _key(item[0][1])):
         checksums.setdefault(version, []).append(f"{source} {arch}")
     return {
-        "openclaw": defaults["openclaw_version"].default,
-        "node": defaults["node_version"].default,
+        "openclaw": OPENCLAW_VERSION,
+        "node": NODE_VERSION,
         "npm": NPM_VERSION,
         "node_checksums": checksums,
     }

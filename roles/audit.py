@@ -16,21 +16,26 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, deploy
 from pyinfra.operations import files, server, systemd
 
+from openclaw_kit.facts import Container
+from openclaw_kit.layout import (
+    GATEWAY_CONFIG_DIR,
+    GATEWAY_LIVE_CONFIG,
+    KIT_CONFIG_DIR,
+    NFT_CONF,
+    NFT_DIR,
+    SSHD_CONFIG,
+    SSHD_DROPIN_DIR,
+)
 from openclaw_kit.packages import install_missing
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import render
-from roles.base import SSHD_CONFIG, SSHD_DROPIN_DIR
-from roles.base.debian import Container
-from roles.firewall.nftables import NFT_CONF, NFT_DIR
-from roles.openclaw import CONFIG_DIR
-from roles.openclaw.systemd import LIVE_CONFIG
 
 RULES = "/etc/audit/rules.d/openclaw-kit.rules"
 # (path, key, why): no trailing slashes, as `auditctl -l` lists them.
 WATCHES = [
-    (CONFIG_DIR, "openclaw-kit-gateway", "The gateway's desired config and its secrets (gateway.env)."),
-    (LIVE_CONFIG, "openclaw-kit-gateway", "The config the gateway runs with."),
-    ("/etc/openclaw-kit", "openclaw-kit-secrets", "The kit's own config and the off-host backup's secrets."),
+    (GATEWAY_CONFIG_DIR, "openclaw-kit-gateway", "The gateway's desired config and its secrets (gateway.env)."),
+    (GATEWAY_LIVE_CONFIG, "openclaw-kit-gateway", "The config the gateway runs with."),
+    (KIT_CONFIG_DIR, "openclaw-kit-secrets", "The kit's own config and the off-host backup's secrets."),
     (SSHD_CONFIG, "openclaw-kit-sshd", "sshd's config."),
     (SSHD_DROPIN_DIR, "openclaw-kit-sshd", "sshd's drop-ins, the kit's hardening among them."),
     (NFT_CONF, "openclaw-kit-firewall", "The ruleset nftables loads at boot."),

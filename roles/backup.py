@@ -19,17 +19,29 @@ from pyinfra.facts.files import File
 from pyinfra.operations import files, python, server
 from pyinfra.operations.util import any_changed
 
+from openclaw_kit.gateway import systemd_health_wait
+from openclaw_kit.layout import (
+    AUDIT_DIR,
+    AUDIT_LOG,
+    BACKUP_STORE,
+    GATEWAY_CLI,
+    GATEWAY_CONFIG_MERGE,
+    GATEWAY_DESIRED_CONFIG,
+    GATEWAY_LIVE_CONFIG,
+    GATEWAY_SERVICE,
+    GATEWAY_STATE_DIR,
+    GATEWAY_USER,
+    JOB_RUNNER,
+    KIT_CONFIG_DIR,
+)
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.secrets import private_file, secret_file
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.settings.backup import OffsiteBackup
 from openclaw_kit.templates import template
-from roles.logs import AUDIT_DIR, AUDIT_LOG, BACKUP_STORE, JOB
-from roles.openclaw import CLI, DESIRED_CONFIG, MERGE
-from roles.openclaw.systemd import LIVE_CONFIG, SERVICE, STATE_DIR, USER, health_wait
 
-CONFIG_DIR = "/etc/openclaw-kit/backup"  # root-only: password, S3 credentials, SSH key
+CONFIG_DIR = f"{KIT_CONFIG_DIR}/backup"  # root-only: password, S3 credentials, SSH key
 PASSWORD_FILE = f"{CONFIG_DIR}/restic-password"
 S3_ENV = f"{CONFIG_DIR}/s3.env"
 S3_CA_FILE = f"{CONFIG_DIR}/s3-ca.pem"  # s3_ca_file's certificates, restic's --cacert
@@ -254,21 +266,21 @@ def offsite_data(settings: HostSettings) -> dict:
 def restore_data(settings: HostSettings) -> dict:
     return dict(
         restic=RESTIC,
-        cli=CLI,
-        merge=MERGE,
-        desired_config=DESIRED_CONFIG,
-        state_dir=STATE_DIR,
-        live_config=LIVE_CONFIG,
-        service=SERVICE,
-        service_user=USER,
+        cli=GATEWAY_CLI,
+        merge=GATEWAY_CONFIG_MERGE,
+        desired_config=GATEWAY_DESIRED_CONFIG,
+        state_dir=GATEWAY_STATE_DIR,
+        live_config=GATEWAY_LIVE_CONFIG,
+        service=GATEWAY_SERVICE,
+        service_user=GATEWAY_USER,
         state_tag=STATE_TAG,
         work_parent="/var/backups",
-        health_wait=health_wait(settings.gateway_port),
+        health_wait=systemd_health_wait(settings.gateway_port),
     )
 
 
 def cron_command() -> str:
-    return f"{JOB} offsite-backup --result-json -- {OFFSITE}"
+    return f"{JOB_RUNNER} offsite-backup --result-json -- {OFFSITE}"
 
 
 class PublicKey(FactBase):

@@ -17,6 +17,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
+from openclaw_kit.layout import KIT_STATE_DIR, NFT_TABLE, NGINX_ACCESS_LOG_NAME, NGINX_LOG_DIR
 from openclaw_kit.operations import (
     check_then_promote,
     checked_config,
@@ -28,14 +29,13 @@ from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import render, template
-from roles.firewall.nftables import TABLE
-from roles.nginx import ACCESS_LOG_NAME, LOG_DIR
 
 ETC = "/etc/fail2ban"
-CANDIDATE_DIR = "/var/lib/openclaw-kit/fail2ban/candidate"  # the kit's files, mirroring ETC, before the check
+CANDIDATE_DIR = f"{KIT_STATE_DIR}/fail2ban/candidate"  # the kit's files, mirroring ETC, before the check
 SERVICE = "fail2ban.service"
 ACTION = "openclaw-kit-nftables"
 JAIL_FILE = "jail.d/openclaw-kit.conf"
+NGINX_ACCESS_LOG = f"{NGINX_LOG_DIR}/{NGINX_ACCESS_LOG_NAME}"  # what the nginx jails read
 # python3-systemd: the sshd jail reads the journal.
 PACKAGES = ["fail2ban", "python3-systemd"]
 NGINX_JAILS = [
@@ -95,7 +95,7 @@ def fail2ban(settings: HostSettings):
     systemd.service(name="fail2ban enabled and running", service=SERVICE, running=True, enabled=True)
 
 
-def config_files(settings: HostSettings, access_log: str = f"{LOG_DIR}/{ACCESS_LOG_NAME}") -> dict[str, str]:
+def config_files(settings: HostSettings, access_log: str = NGINX_ACCESS_LOG) -> dict[str, str]:
     """The kit's fail2ban files by path relative to /etc/fail2ban."""
     rendered = {
         JAIL_FILE: render(
@@ -110,7 +110,7 @@ def config_files(settings: HostSettings, access_log: str = f"{LOG_DIR}/{ACCESS_L
             access_log=access_log,
         ),
         f"action.d/{ACTION}.conf": render(
-            "fail2ban", "action.conf.j2", table=TABLE, set_v4="banned_v4", set_v6="banned_v6"
+            "fail2ban", "action.conf.j2", table=NFT_TABLE, set_v4="banned_v4", set_v6="banned_v6"
         ),
     }
     for jail in NGINX_JAILS:

@@ -15,29 +15,35 @@ from pyinfra import host
 from pyinfra.api import FactBase, deploy
 from pyinfra.operations import files, server, systemd
 
+from openclaw_kit.layout import (
+    AUDIT_DIR,
+    AUDIT_LOG,
+    BACKUP_STORE,
+    GATEWAY_CLI,
+    GATEWAY_ENV_FILE,
+    GATEWAY_LOG_FILE,
+    GATEWAY_USER,
+    KIT_CONFIG_DIR,
+    KIT_LOG_DIR,
+    KIT_STATE_DIR,
+    NGINX_LOG_DIR,
+    NGINX_PID,
+)
+from openclaw_kit.layout import JOB_RUNNER as JOB
 from openclaw_kit.operations import restart
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import template
-from roles.base.debian import root_only_cron
-from roles.openclaw import CLI, ENV_FILE, LOG_FILE
-from roles.openclaw.systemd import USER
 
-KIT_LOG_DIR = "/var/log/openclaw-kit"
-AUDIT_DIR = f"{KIT_LOG_DIR}/audit"
-AUDIT_LOG = f"{AUDIT_DIR}/audit.log"
 COMPRESS_AUDIT_AFTER_DAYS = 90
-LOGROTATE_CONF = "/etc/openclaw-kit/logrotate.conf"
-LOGROTATE_STATE = "/var/lib/openclaw-kit/logrotate.state"
+LOGROTATE_CONF = f"{KIT_CONFIG_DIR}/logrotate.conf"
+LOGROTATE_STATE = f"{KIT_STATE_DIR}/logrotate.state"
 CRON_FILE = "/etc/cron.d/openclaw-kit-logs"
-JOB = "/usr/local/sbin/openclaw-kit-job"
 BACKUP = "/usr/local/sbin/openclaw-kit-backup"
-BACKUP_STORE = "/var/backups/openclaw"  # root-only: verified archives
 BACKUP_STAGING = "/var/backups/openclaw-staging"  # the service user writes a new archive here
 JOB_TIMEOUT = 3600
-NGINX_LOGS = "/var/log/nginx/*.log"
-NGINX_PID = "/run/nginx.pid"
+NGINX_LOGS = f"{NGINX_LOG_DIR}/*.log"
 # Debian's own rotation of the same nginx files, moved aside with dpkg-divert so the package's
 # updates land beside it (logrotate skips *.disabled) instead of bringing it back.
 NGINX_LOGROTATE = "/etc/logrotate.d/nginx"
@@ -45,6 +51,9 @@ NGINX_LOGROTATE_DIVERTED = f"{NGINX_LOGROTATE}.disabled"
 JOURNALD_DROPIN = "/etc/systemd/journald.conf.d/openclaw-kit.conf"
 JOURNALD = "systemd-journald.service"
 JOURNAL_LIMITS = {"max_use": "1G", "keep_free": "2G", "max_file_size": "64M"}
+# CIS: what cron runs, and when, is root's business only.
+CRON_PATHS = {"/etc/crontab": "600", "/etc/cron.d": "700", "/etc/cron.hourly": "700", "/etc/cron.daily": "700",
+              "/etc/cron.weekly": "700", "/etc/cron.monthly": "700"}
 
 
 @deploy("logs")
@@ -67,10 +76,11 @@ def logs(settings: HostSettings):
     files.directory(
         name=f"Backup store {BACKUP_STORE}", path=BACKUP_STORE, user="root", group=platform.root_group, mode="700"
     )
-    files.directory(name=f"Backup staging {BACKUP_STAGING}", path=BACKUP_STAGING, user=USER, group=USER, mode="700")
+    files.directory(name=f"Backup staging {BACKUP_STAGING}", path=BACKUP_STAGING, user=GATEWAY_USER, group=GATEWAY_USER,
+                    mode="700")
 
     template(name=f"Job runner {JOB}", role="logs", src="openclaw-kit-job.j2", dest=JOB, mode="755",
-             audit_log=AUDIT_LOG, env_file=ENV_FILE, timeout=JOB_TIMEOUT)
+             audit_log=AUDIT_LOG, env_file=GATEWAY_ENV_FILE, timeout=JOB_TIMEOUT)
     template(
         name=f"Backup job {BACKUP}",
         role="logs",
@@ -81,8 +91,8 @@ def logs(settings: HostSettings):
     )
 
     # Rotation: the kit's own config and state, nginx's distro rotation moved aside.
-    files.directory(name="Kit config directory /etc/openclaw-kit", path="/etc/openclaw-kit", mode="755")
-    files.directory(name="Kit state directory /var/lib/openclaw-kit", path="/var/lib/openclaw-kit", mode="700")
+    files.directory(name=f"Kit config directory {KIT_CONFIG_DIR}", path=KIT_CONFIG_DIR, mode="755")
+    files.directory(name=f"Kit state directory {KIT_STATE_DIR}", path=KIT_STATE_DIR, mode="700")
     template(
         name=f"logrotate config {LOGROTATE_CONF}",
         role="logs",
@@ -116,13 +126,26 @@ def logs(settings: HostSettings):
     )
 
 
+def root_only_cron(settings: HostSettings) -> None:
+    """/etc/crontab and the cron directories root's alone (settings.cron_root_only), once cron is installed:
+    an /etc/crontab made before would be taken for the admin's own and kept by dpkg."""
+    if not settings.cron_root_only:
+        return
+    for path, mode in CRON_PATHS.items():
+        if path.endswith("crontab"):
+            files.file(name=f"cron: {path} root-only", path=path, user="root", group="root", mode=mode)
+        else:
+            files.directory(name=f"cron: {path} root-only", path=path, user="root", group="root", mode=mode)
+
+
 def backup_data(retention_days: int) -> dict:
-    return dict(cli=CLI, staging=BACKUP_STAGING, store=BACKUP_STORE, retention_days=retention_days)
+    return dict(cli=GATEWAY_CLI, staging=BACKUP_STAGING, store=BACKUP_STORE, retention_days=retention_days)
 
 
 def logrotate_data(settings: HostSettings) -> dict:
-    return dict(state=LOGROTATE_STATE, gateway_log=LOG_FILE, service_user=USER, nginx_logs=NGINX_LOGS,
-                nginx_pid=NGINX_PID, audit_log=AUDIT_LOG, audit_dir=AUDIT_DIR, audit_name=AUDIT_LOG.rsplit("/", 1)[1],
+    return dict(state=LOGROTATE_STATE, gateway_log=GATEWAY_LOG_FILE, service_user=GATEWAY_USER,
+                nginx_logs=NGINX_LOGS, nginx_pid=NGINX_PID, audit_log=AUDIT_LOG, audit_dir=AUDIT_DIR,
+                audit_name=AUDIT_LOG.rsplit("/", 1)[1],
                 log_retention_days=settings.log_retention_days, audit_retention_days=settings.audit_retention_days,
                 compress_after_days=COMPRESS_AUDIT_AFTER_DAYS)
 
@@ -132,7 +155,7 @@ def cron_jobs() -> list[tuple[str, str]]:
     return [
         # Hourly, so that maxsize can act between the daily rotations.
         ("17 * * * *", f"{JOB} logrotate -- /usr/sbin/logrotate --state {LOGROTATE_STATE} {LOGROTATE_CONF}"),
-        ("7 3 * * *", f"{JOB} security-audit --result-json -- {CLI} security audit --json"),
+        ("7 3 * * *", f"{JOB} security-audit --result-json -- {GATEWAY_CLI} security audit --json"),
         ("37 3 * * *", f"{JOB} backup --result-json -- {BACKUP}"),
     ]
 

@@ -25,6 +25,11 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from openclaw_kit.certificates import server_certificate
+from openclaw_kit.layout import ACME_WEBROOT, LETSENCRYPT_LIVE, TLS_DIR
+from openclaw_kit.layout import NGINX_ACCESS_LOG_NAME as ACCESS_LOG_NAME
+from openclaw_kit.layout import NGINX_LOG_DIR as LOG_DIR
+from openclaw_kit.layout import NGINX_PID as PID
+from openclaw_kit.layout import TLS_CURRENT as CURRENT
 from openclaw_kit.operations import check_then_promote, checked_config, restart_in_sandbox, sandbox_dropin
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
@@ -40,21 +45,14 @@ INCLUDE_PATTERN = "openclaw-kit/*.conf"  # relative: nginx resolves it against n
 DEFAULT_SITE = f"{ETC}/sites-enabled/default"
 SERVERS = {"default-server.conf": "default-server.conf.j2", "site.conf": "site.conf.j2"}
 SERVICE = "nginx.service"
-PID = "/run/nginx.pid"  # as in Debian's nginx.service (PIDFile=)
-LOG_DIR = "/var/log/nginx"
-ACCESS_LOG_NAME = "openclaw-kit-access.log"  # in LOG_DIR; *.log: Debian's logrotate rotates it
-ACME_WEBROOT = "/var/www/acme"
 HTTP_LISTEN = ("80", "[::]:80")
 HTTPS_LISTEN = ("443", "[::]:443")
 # nginx serves whatever `current` points at: the certificate certbot issued (its live directory,
 # which renewals update in place) or, until there is one, a self-signed bootstrap pair. Flipping
 # one link (role tls, after issuance) never changes nginx's configuration.
-TLS_DIR = "/etc/ssl/openclaw-kit"
 BOOTSTRAP_DIR = f"{TLS_DIR}/bootstrap"
-CURRENT = f"{TLS_DIR}/current"
 CERTIFICATE = f"{CURRENT}/fullchain.pem"
 CERTIFICATE_KEY = f"{CURRENT}/privkey.pem"
-LETSENCRYPT_LIVE = "/etc/letsencrypt/live"  # certbot's: live/<cert-name>/{fullchain,privkey}.pem
 # 30 days: long enough for the first issuance to be retried, short enough that a forgotten one
 # does not pass for a real one.
 BOOTSTRAP_DAYS = 30

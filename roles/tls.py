@@ -24,12 +24,11 @@ from pyinfra.api import FactBase, deploy
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
+from openclaw_kit.layout import ACME_WEBROOT, JOB_RUNNER, LETSENCRYPT_LIVE, TLS_CURRENT, TLS_DIR
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import template
-from roles.logs import JOB
-from roles.nginx import ACME_WEBROOT, CURRENT, LETSENCRYPT_LIVE, TLS_DIR
 
 ACME_CA_FILE = f"{TLS_DIR}/acme-ca.pem"
 RENEW_COMMAND = "/usr/local/sbin/openclaw-kit-renew-certificates"
@@ -133,7 +132,7 @@ def issue_commands(settings: HostSettings, force: bool) -> list[str]:
         f"--cert-name {q(settings.domain)} {names} --key-type ecdsa --elliptic-curve secp256r1 "
         + ("--force-renewal" if force else "--keep-until-expiring"),
         # -n: replace the link itself, not create one inside the directory it points to.
-        f"ln -sfn {q(f'{LETSENCRYPT_LIVE}/{settings.domain}')} {CURRENT}",
+        f"ln -sfn {q(f'{LETSENCRYPT_LIVE}/{settings.domain}')} {TLS_CURRENT}",
         "nginx -t -q && systemctl reload nginx.service",
         # certonly registered the account with admin_email if there was none (an existing one was updated first).
         remember_email(settings),
@@ -194,7 +193,7 @@ def tls(settings: HostSettings):
         mode="644",
         minute=renewal_minute(settings),
         hours="3,15",
-        job=JOB,
+        job=JOB_RUNNER,
         job_name=JOB_NAME,
         **data,
     )

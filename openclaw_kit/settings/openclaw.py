@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from openclaw_kit.pins import NODE_VERSION, OPENCLAW_VERSION
 from openclaw_kit.secrets import Secret
 from openclaw_kit.settings.rules import FieldError, HttpsUrl, NodeVersion, ReleaseDate, SecretRef, Sha256, Strict
 
@@ -100,8 +101,8 @@ class Channels(Strict):
 
 
 class OpenclawSettings(Strict):
-    openclaw_version: ReleaseDate = "2026.9.6"
-    node_version: NodeVersion = "24.21.0"
+    openclaw_version: ReleaseDate = OPENCLAW_VERSION
+    node_version: NodeVersion = NODE_VERSION
     # nodejs-dist: the official release tarball, downloaded by the host; npm-package: the same
     # build from the npm registry, fetched by the controller's npm and uploaded (no npm on the host yet).
     node_source: Literal["nodejs-dist", "npm-package"] = "nodejs-dist"

@@ -1,8 +1,8 @@
-"""Role base on Debian and Ubuntu (the sshd drop-in is roles/base/__init__.py's, on every platform).
+"""Role base on Debian and Ubuntu (the sshd drop-in is roles/base/sshd.py's, on every platform).
 
 Hostname, package downloads through the configured proxy, the distro's security suite in apt's
 sources and unattended security upgrades from it, time sync, kernel hardening (sysctl, blocked
-modules, no core dumps), login shells' umask, root-only cron directories and a login banner.
+modules, no core dumps), login shells' umask and a login banner.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from pyinfra.api import FactBase
 from pyinfra.facts.server import Arch, Sysctl
 from pyinfra.operations import apt, files, server, systemd
 
+from openclaw_kit.facts import Container
 from openclaw_kit.packages import APT_RETRIES, install_missing, installed_packages
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import template
-from roles.base import ISSUE_NET
+from roles.base.sshd import ISSUE_NET
 
 APT_PROXY = "/etc/apt/apt.conf.d/80openclaw-kit-proxy"
 # unattended-upgrades (or cloud-init) at work on a fresh host holds dpkg's lock for minutes: apt waits
@@ -37,9 +38,6 @@ MODPROBE_FILE = "/etc/modprobe.d/openclaw-kit-blocked.conf"
 CORE_LIMITS = "/etc/security/limits.d/90-openclaw-kit-no-core.conf"
 COREDUMP_DROPIN = "/etc/systemd/coredump.conf.d/90-openclaw-kit.conf"
 SYSTEM_DROPIN = "/etc/systemd/system.conf.d/90-openclaw-kit-no-core.conf"
-# CIS: what cron runs, and when, is root's business only.
-CRON_PATHS = {"/etc/crontab": "600", "/etc/cron.d": "700", "/etc/cron.hourly": "700", "/etc/cron.daily": "700",
-              "/etc/cron.weekly": "700", "/etc/cron.monthly": "700"}
 PACKAGES = ["ca-certificates", "procps", "unattended-upgrades"]
 # Another time-sync daemon already keeps the clock: installing systemd-timesyncd would remove it.
 OTHER_TIME_DAEMONS = ("chrony", "ntp", "ntpsec", "openntpd")
@@ -153,17 +151,6 @@ def apt_suites(lines: list[str]) -> dict[str, set[str]]:
     return found
 
 
-class Container(FactBase):
-    """The container this host runs in (systemd-detect-virt --container), or None on a VM or bare metal."""
-
-    def command(self):
-        return "systemd-detect-virt --container || true"
-
-    def process(self, output):
-        found = "".join(output).strip()
-        return None if found in ("", "none") else found
-
-
 def kernel_settings(*, container: str | None, arch: str, present: set[str] | None, ipv6_accept_ra: bool,
                     core_dumps: bool = False):
     """The sysctl keys to set on this host as (key, value, why), and those skipped as (key, value, reason).
@@ -249,18 +236,6 @@ def apply(settings: HostSettings) -> None:
     _modules(settings)
     _core_dumps(settings, "systemd-coredump" in installed)
     _logins(settings)
-
-
-def root_only_cron(settings: HostSettings) -> None:
-    """/etc/crontab and the cron directories root's alone; role logs calls it once it has installed cron
-    (an /etc/crontab made before would be taken for the admin's own and kept by dpkg)."""
-    if not settings.cron_root_only:
-        return
-    for path, mode in CRON_PATHS.items():
-        if path.endswith("crontab"):
-            files.file(name=f"cron: {path} root-only", path=path, user="root", group="root", mode=mode)
-        else:
-            files.directory(name=f"cron: {path} root-only", path=path, user="root", group="root", mode=mode)
 
 
 def _security_suite(platform) -> None:

@@ -1,5 +1,5 @@
 """Role base on macOS: the Application Firewall in stealth mode, automatic security updates, power
-settings for a server, and FileVault's state reported (the sshd drop-in is roles/base/__init__.py's,
+settings for a server, and FileVault's state reported (the sshd drop-in is roles/base/sshd.py's,
 on every platform). Tested on recorded facts of a macOS 15 host, not on a Mac.
 """
 

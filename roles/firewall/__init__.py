@@ -4,13 +4,14 @@ The ruleset is rendered from settings into one file holding the kit's whole tabl
 (container runtimes, a hand-made one) are never touched. Two guards keep the admin in: before any
 change the deploy refuses when its own SSH connection would not be allowed by the new rules, and
 a new ruleset is loaded with an automatic rollback that only a NEW SSH connection from the
-controller disarms (openclaw_kit.ssh_confirm). The mechanism is the platform's: nftables.py on Linux.
+controller disarms (openclaw_kit.ssh_confirm). What the rules allow is policy.py's, the same everywhere;
+the mechanism is the platform's: nftables.py on Linux, pf.py on macOS.
 """
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
+from typing import Protocol, runtime_checkable
 
 from pyinfra import host
 from pyinfra.api import FactBase, deploy
@@ -19,13 +20,24 @@ from pyinfra.connectors.ssh import SSHConnector
 from openclaw_kit.errors import ControllerError
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
+from roles.firewall import nftables, pf
+
+
+@runtime_checkable
+class FirewallBackend(Protocol):
+    """What a firewall's backend module provides: the policy (policy.py) applied with its mechanism."""
+
+    def apply(self, settings: HostSettings) -> None: ...
+
+
+# By the platform table's firewall.
+BACKENDS: dict[str, FirewallBackend] = {"nftables": nftables, "pf": pf}
 
 
 @deploy("firewall")
 def firewall(settings: HostSettings):
     refuse_lockout(settings)
-    backend = importlib.import_module(f"{__name__}.{platform_of(host).firewall}")
-    backend.apply(settings)
+    BACKENDS[platform_of(host).firewall].apply(settings)
 
 
 # --- lockout guard 1: refuse rules that would not admit this very deploy ---------------------------

@@ -8,25 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import io
-import ipaddress
-from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import FactBase
-from pyinfra.connectors.ssh import SSHConnector
-from pyinfra.operations import files, python, server, systemd
+from pyinfra.operations import files, systemd
 
+from openclaw_kit.layout import KIT_STATE_DIR, NFT_CONF, NFT_DIR
+from openclaw_kit.layout import NFT_TABLE as TABLE
 from openclaw_kit.packages import install_missing
 from openclaw_kit.settings import HostSettings
-from openclaw_kit.ssh_confirm import confirm_over_new_connection
 from openclaw_kit.templates import render, template
+from roles.firewall.policy import CONFIRM_SECONDS, load_and_confirm, ruleset_data
 
-TABLE = "openclaw_kit"
 APPLY = "/usr/local/sbin/openclaw-kit-firewall-apply"
-NFT_CONF = "/etc/nftables.conf"
-NFT_DIR = "/etc/nftables.d"
 PERSISTED = f"{NFT_DIR}/openclaw-kit.nft"  # what nftables.service loads at boot; written on confirmation only
-STATE_DIR = "/var/lib/openclaw-kit/firewall"
+STATE_DIR = f"{KIT_STATE_DIR}/firewall"
 DESIRED = f"{STATE_DIR}/openclaw-kit.nft"  # the rendered ruleset, waiting to be applied
 MARKER = f"{STATE_DIR}/applied"  # "<sha256 of PERSISTED> <fingerprint of the live table>" at confirmation
 RUN_DIR = "/run/openclaw-kit-firewall"  # tmpfs: a pending rollback does not survive a reboot, the persisted file wins
@@ -36,7 +32,6 @@ LOG_PREFIX = "openclaw-kit drop "
 # The live table without counters (-s) and set contents (-t: the ban lists change by themselves);
 # anonymous sets (admin and private networks) stay in the listing.
 FINGERPRINT = f"nft -s -t list table inet {TABLE} 2>/dev/null | sha256sum | cut -c1-64"
-CONFIRM_SECONDS = 45  # the new ruleset's probation: no confirmation by then, and it is rolled back
 PACKAGES = ["nftables"]
 
 
@@ -83,67 +78,7 @@ def apply(settings: HostSettings):
 
 def ruleset(settings: HostSettings) -> str:
     """The kit's nftables table for these settings, as the file nft loads."""
-    return render("firewall", "openclaw-kit.nft.j2", **ruleset_data(settings))
-
-
-def ruleset_data(settings: HostSettings) -> dict:
-    # SSH: the admin networks (never banned) and ssh_cidrs (fail2ban may ban their addresses).
-    ssh = [ipaddress.ip_network(cidr) for cidr in [*settings.admin_cidrs, *settings.ssh_cidrs]]
-    private = [ipaddress.ip_network(cidr) for cidr in settings.private_cidrs]
-    if settings.public_interface:
-        public_match = f'iifname "{settings.public_interface}" '
-    elif settings.private_interface:
-        public_match = f'iifname != "{settings.private_interface}" '  # public = any interface but the private one
-    else:
-        public_match = ""
-    proxy_port = urlsplit(settings.proxy).port if settings.proxy else None
-    return dict(
-        table=TABLE,
-        log_prefix=LOG_PREFIX,
-        gateway_port=settings.gateway_port,
-        sshd_port=settings.sshd_port,
-        public_match=public_match,
-        ssh_v4=collapsed(ssh, 4),
-        ssh_v6=collapsed(ssh, 6),
-        private_match=f'iifname "{settings.private_interface}" ' if settings.private_interface else "",
-        private_v4=[str(net) for net in private if net.version == 4],
-        private_v6=[str(net) for net in private if net.version == 6],
-        # 443 too: operators reach the Control UI through nginx over the private network (role nginx).
-        private_ports=sorted(set(settings.private_allowed_ports) | ({443} if private else set())),
-        egress=settings.egress,
-        proxy_port=proxy_port if proxy_port not in (80, 443) else None,
-        egress_ports=sorted(set(settings.egress_allowed_ports)),
-        **mesh_data(settings),
-    )
-
-
-def mesh_data(settings: HostSettings) -> dict:
-    """The WireGuard mesh (roles/wireguard.py): its UDP port public, its interface a private zone."""
-    mesh = settings.private_network
-    if mesh is None:
-        return dict(mesh=None, public_ssh=True)
-    network = ipaddress.ip_network(mesh.cidr)
-    return dict(
-        # management: private: no SSH on the public side at all; admins come in over the mesh.
-        public_ssh=settings.management == "public",
-        mesh=dict(
-            port=mesh.port,
-            interface=mesh.interface,
-            family="ip" if network.version == 4 else "ip6",
-            cidr=str(network),
-            ports=sorted({settings.sshd_port, 443, *settings.private_allowed_ports}),
-        ),
-    )
-
-
-def collapsed(networks: list, version: int) -> list[str]:
-    """The networks of one IP version, overlapping and adjacent ones merged.
-
-    nft merges them itself when it loads a set, and then lists a set that no longer reloads to the
-    same table (a merged `{ 10.0.0.0/24 }` comes back as a plain match): the fingerprint of the
-    table would change on every rollback.
-    """
-    return [str(net) for net in ipaddress.collapse_addresses(net for net in networks if net.version == version)]
+    return render("firewall", "openclaw-kit.nft.j2", table=TABLE, log_prefix=LOG_PREFIX, **ruleset_data(settings))
 
 
 def script_data() -> dict:
@@ -177,19 +112,3 @@ def in_sync(status: dict | None, rules: str) -> bool:
         return False  # no nft yet
     sha = hashlib.sha256(rules.encode()).hexdigest()
     return status.get("persisted") == sha and status.get("marker") == f"{sha} {status.get('live')}"
-
-
-def load_and_confirm(name: str, apply: str, desired: str) -> None:
-    """Load `desired` with the apply script's rollback timer armed, then confirm it over a new SSH
-    connection (what a firewall that cut SSH could not do), for every firewall backend."""
-    server.shell(name=name, commands=[f"{apply} --timeout {CONFIRM_SECONDS} {desired}"])
-    if issubclass(host.connector_cls, SSHConnector):
-        python.call(
-            name="Confirm the firewall over a new SSH connection",
-            function=confirm_over_new_connection,
-            confirm_command=f"{apply} --confirm",
-            probation_seconds=CONFIRM_SECONDS,
-        )
-    else:
-        # local, docker, ...: no SSH connection a firewall could cut.
-        server.shell(name="Confirm the firewall", commands=[f"{apply} --confirm"])

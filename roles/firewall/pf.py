@@ -1,6 +1,6 @@
 """The firewall on macOS: the pf anchor `openclaw-kit`, from the same data as the nftables table.
 
-The anchor's rules come from nftables.ruleset_data (one policy, two syntaxes; tests/unit/test_macos.py
+The anchor's rules come from policy.ruleset_data (one policy, two syntaxes; tests/unit/test_macos.py
 checks both allow the same things). /etc/pf.conf gets two lines referencing the anchor, after
 Apple's com.apple anchors, which stay as they are; a LaunchDaemon loads pf.conf and enables pf at
 boot. templates/firewall/macos/openclaw-kit-firewall-apply.j2 checks new rules with `pfctl -n`,
@@ -21,7 +21,7 @@ from pyinfra.operations import files, server
 from openclaw_kit import launchd
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import render, template
-from roles.firewall.nftables import CONFIRM_SECONDS, load_and_confirm, ruleset_data
+from roles.firewall.policy import CONFIRM_SECONDS, load_and_confirm, ruleset_data
 
 ANCHOR = "openclaw-kit"
 APPLY = "/usr/local/sbin/openclaw-kit-firewall-apply"
@@ -90,7 +90,7 @@ def ruleset(settings: HostSettings) -> str:
 
 
 def pf_data(settings: HostSettings) -> dict:
-    """The nftables data with pf's interface syntax (`on en0`, `on ! en1`)."""
+    """The policy's data with pf's interface syntax (`on en0`, `on ! en1`)."""
     data = ruleset_data(settings)
     if settings.public_interface:
         public_on = f"on {settings.public_interface} "

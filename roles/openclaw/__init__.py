@@ -11,8 +11,8 @@ openclaw-kit-gateway) or launchd.py (macOS: the LaunchDaemon ai.openclaw.gateway
 
 from __future__ import annotations
 
-import importlib
 import shlex
+from typing import Protocol, runtime_checkable
 
 from pyinfra import host
 from pyinfra.api import FactBase, deploy
@@ -21,34 +21,51 @@ from pyinfra.operations import files
 
 from openclaw_kit import jsonconfig
 from openclaw_kit.errors import SettingsError
+from openclaw_kit.layout import GATEWAY_CONFIG_DIR as CONFIG_DIR
+from openclaw_kit.layout import GATEWAY_CONFIG_MERGE as MERGE
+from openclaw_kit.layout import GATEWAY_CURRENT as CURRENT
+from openclaw_kit.layout import GATEWAY_DESIRED_CONFIG as DESIRED_CONFIG
+from openclaw_kit.layout import GATEWAY_DESIRED_NAME as DESIRED_NAME
+from openclaw_kit.layout import GATEWAY_ENV_FILE as ENV_FILE
+from openclaw_kit.layout import GATEWAY_LOG_DIR as LOG_DIR
+from openclaw_kit.layout import GATEWAY_LOG_FILE as LOG_FILE
+from openclaw_kit.layout import GATEWAY_PREFIX as PREFIX
 from openclaw_kit.operations import checked_config, promote_files
 from openclaw_kit.platform import platform_of
 from openclaw_kit.secrets import DIGEST_SALT, EnvFileDigests, changed_names, secret_file
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import render
+from roles.openclaw import launchd, systemd
 
-# The same on every platform; the service account and its state directory are the backend's.
-LOG_DIR = "/var/log/openclaw"
-LOG_FILE = f"{LOG_DIR}/gateway.log"
-CONFIG_DIR = "/etc/openclaw"
-ENV_FILE = f"{CONFIG_DIR}/gateway.env"
-DESIRED_NAME = "openclaw.json"
-DESIRED_CONFIG = f"{CONFIG_DIR}/{DESIRED_NAME}"  # rendered from settings, validated before promotion
-PREFIX = "/opt/openclaw"
-CURRENT = f"{PREFIX}/current"
-CLI = "/usr/local/sbin/openclaw-kit-cli"
-MERGE = "/usr/local/lib/openclaw-kit/merge-config.py"
-# Seconds, for /healthz after a restore (role backup) and on macOS; Linux deploys use
-# gateway_start_timeout_seconds (also 180 by default). A first start takes 20-40 s here, but 2.5 min
-# was seen on a saturated 2-core machine: a small VPS under load must not fail a deploy whose gateway
-# is merely slow to come up.
-HEALTH_TIMEOUT = 180
+
+@runtime_checkable
+class ServiceManager(Protocol):
+    """What a service manager's backend module provides: the service account, the install, the service."""
+
+    USER: str
+    STATE_DIR: str
+    LIVE_CONFIG: str  # what the gateway reads
+    CONFIG_CANDIDATE_DIR: str
+
+    def service_account(self) -> None: ...
+
+    def install(self, settings: HostSettings, *, release: str, node_dir: str) -> None: ...
+
+    def validate(self, *, release: str, config: str) -> str:
+        """The command that validates `config` with the OpenClaw of `release`, as the service."""
+
+    def service(self, settings: HostSettings, *, release: str, node_dir: str, switching: bool,
+                changed: list) -> None: ...
+
+
+# By the platform table's service_manager.
+BACKENDS: dict[str, ServiceManager] = {"systemd": systemd, "launchd": launchd}
 
 
 @deploy("openclaw")
 def openclaw(settings: HostSettings):
     refuse_plugin_channels(host.name, settings)
-    backend = importlib.import_module(f"{__name__}.{platform_of(host).service_manager}")
+    backend = BACKENDS[platform_of(host).service_manager]
     node_dir = f"{PREFIX}/node-v{settings.node_version}"
     release = f"{PREFIX}/releases/openclaw-{settings.openclaw_version}-node-v{settings.node_version}"
     user = backend.USER
@@ -138,20 +155,6 @@ def refuse_plugin_channels(host_name: str, settings: HostSettings) -> None:
                 for name in unsupported
             ]
         )
-
-
-def health_wait(port: int, *, service: str, recent_logs: str) -> str:
-    """A bounded wait for GET /healthz on loopback (by the release's own node: no curl needed); on
-    failure, the gateway's last log lines (`recent_logs`, a command)."""
-    probe = (
-        f"{CURRENT}/bin/node -e \"fetch('http://127.0.0.1:{port}/healthz')"
-        '.then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"'
-    )
-    return (
-        f"for i in $(seq {HEALTH_TIMEOUT}); do {probe} && exit 0; sleep 1; done; "
-        f"echo '{service} did not answer /healthz within {HEALTH_TIMEOUT}s' >&2; "
-        f"{recent_logs} >&2; exit 1"
-    )
 
 
 class OwnedConfigDigest(FactBase):

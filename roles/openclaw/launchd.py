@@ -20,13 +20,17 @@ from pyinfra.facts.server import Arch
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
-import roles.openclaw as openclaw
-from openclaw_kit import launchd
+from openclaw_kit import gateway, launchd
 from openclaw_kit.errors import ControllerError, SettingsError
+from openclaw_kit.layout import GATEWAY_CLI as CLI
+from openclaw_kit.layout import GATEWAY_CURRENT as CURRENT
+from openclaw_kit.layout import GATEWAY_ENV_FILE as ENV_FILE
+from openclaw_kit.layout import GATEWAY_LOG_DIR as LOG_DIR
+from openclaw_kit.layout import GATEWAY_PREFIX as PREFIX
+from openclaw_kit.pins import NODE_DARWIN_SHA256
 from openclaw_kit.platform_macos import MACOS_ARCHES
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import render, template
-from roles.openclaw import CLI, CURRENT, ENV_FILE, LOG_DIR, PREFIX
 
 LABEL = "ai.openclaw.gateway"  # OpenClaw's own: its CLI refuses a per-user agent next to a system daemon
 USER = "_openclaw"
@@ -36,13 +40,6 @@ STATE_DIR = "/var/db/openclaw"
 CONFIG_CANDIDATE_DIR = "/var/db/openclaw-kit/openclaw-config-candidate"
 LIVE_CONFIG = f"{STATE_DIR}/openclaw.json"
 GATEWAY = "/usr/local/libexec/openclaw-kit-gateway"
-
-# The official darwin tarballs' sha256, from the release's SHASUMS256.txt (a node_sha256 setting covers others).
-NODE_SHA256 = {
-    ("24.21.0", "arm64"): "bed7eea5325e1108f32ce5228ddd6a5f0f08a499ee42aa7442aea583702f6057",
-    ("24.21.0", "x64"): "1462cb3b3046b815cf8ea436d3da450ec1a9f11dac7e5a46b0ada5305d7e8097",
-}
-
 
 class DirectoryUser(FactBase):
     """A local account as `dscl . -read` shows it ({"UniqueID": "401", ...}), or None when there is none."""
@@ -187,7 +184,7 @@ def account_commands(uid: int) -> list[str]:
 
 
 def node_script(settings: HostSettings, arch: str | None, node_dir: str) -> str:
-    sha256 = settings.node_sha256 or NODE_SHA256.get((settings.node_version, arch))
+    sha256 = settings.node_sha256 or NODE_DARWIN_SHA256.get((settings.node_version, arch))
     if not sha256:
         raise SettingsError([f"host {host.name}: node_sha256 = None: no pinned checksum is known for Node.js "
                              f"{settings.node_version} (darwin-{arch}); set node_sha256 from the release's "
@@ -234,4 +231,4 @@ def gateway_plist(settings: HostSettings) -> dict:
 
 def health_wait(port: int) -> str:
     """A bounded wait for GET /healthz on loopback; on failure, the daemon's last stderr lines."""
-    return openclaw.health_wait(port, service=LABEL, recent_logs=f"tail -n 30 {LOG_DIR}/gateway.stderr.log")
+    return gateway.health_wait(port, service=LABEL, recent_logs=f"tail -n 30 {LOG_DIR}/gateway.stderr.log")

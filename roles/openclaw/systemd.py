@@ -21,37 +21,29 @@ from pyinfra.facts.server import Arch
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-import roles.openclaw as openclaw
 from openclaw_kit.errors import ControllerError, SettingsError
+from openclaw_kit.layout import GATEWAY_CLI as CLI
+from openclaw_kit.layout import GATEWAY_CURRENT as CURRENT
+from openclaw_kit.layout import GATEWAY_ENV_FILE as ENV_FILE
+from openclaw_kit.layout import GATEWAY_LIVE_CONFIG as LIVE_CONFIG
+from openclaw_kit.layout import GATEWAY_LOG_DIR as LOG_DIR
+from openclaw_kit.layout import GATEWAY_PREFIX as PREFIX
+from openclaw_kit.layout import GATEWAY_SERVICE as SERVICE
+from openclaw_kit.layout import GATEWAY_STATE_DIR as STATE_DIR
+from openclaw_kit.layout import GATEWAY_USER as USER
+from openclaw_kit.layout import KIT_STATE_DIR
 from openclaw_kit.packages import install_missing
+from openclaw_kit.pins import NODE_LINUX_SHA256, NPM_SHA256, NPM_VERSION
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import render, template
-from roles.openclaw import CLI, CURRENT, ENV_FILE, LOG_DIR, PREFIX
 
-USER = "openclaw"
-SERVICE = "openclaw-gateway"
-STATE_DIR = "/var/lib/openclaw"
-KIT_STATE_DIR = "/var/lib/openclaw-kit"  # the kit's own working files (candidates, the state copy of a switch)
 CONFIG_CANDIDATE_DIR = f"{KIT_STATE_DIR}/openclaw-config-candidate"
-LIVE_CONFIG = f"{STATE_DIR}/openclaw.json"  # what the gateway reads; 0600, as OpenClaw expects
 # Node's module compile cache for the CLI wrapper's runs (why: the wrapper's template).
 COMPILE_CACHE = f"{STATE_DIR}/.cache/node-compile-cache"
 GATEWAY_SCRIPT = "/usr/local/sbin/openclaw-kit-gateway"  # switch, restart, health, rollback
 UNIT = f"/etc/systemd/system/{SERVICE}.service"
 
-# Pinned checksums of the Node.js builds the kit knows (a node_sha256 setting covers others).
-# nodejs-dist: the official release tarballs (SHASUMS256.txt of each release); npm-package: the
-# same builds as published to the npm registry (`npm pack node-linux-<arch>@<version>`).
-NODE_SHA256 = {
-    ("nodejs-dist", "24.21.0", "x64"): "fd8e59d5a511510f6a298afb548f18c7d2b1be404d8b4a27d94fbe49f56cb2d6",
-    ("nodejs-dist", "24.21.0", "arm64"): "6ad1325edbdb5649c379b75a237147a666c95d4f9ae8d340fef2d1575d289ad2",
-    ("npm-package", "24.21.0", "x64"): "61ecf27ad70afee991b671c28561eb497028294a67d132f9bbaac9ad73f81d3b",
-    ("npm-package", "24.22.3", "x64"): "6d747cda21df616c78e9ed4f8a816cbacd25f24c1abb4d9aa26773d000e24bd9",
-}
-# The npm-package builds carry node only; npm itself comes the same way, pinned.
-NPM_VERSION = "11.21.2"
-NPM_SHA256 = "8ad8563b81e71b90ef405b140bccf3ba9b5e7884ab210bd49ee4e2f4bc6f61f5"
 ARCHES = {"x86_64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 CACHE = Path.home() / ".cache" / "openclaw-kit"
 
@@ -162,7 +154,7 @@ def install_node(settings: HostSettings, arch: str | None, node_dir: str) -> Non
                 "the kit installs Node.js for x86_64 and aarch64 only"
             ]
         )
-    sha256 = settings.node_sha256 or NODE_SHA256.get((settings.node_source, settings.node_version, arch))
+    sha256 = settings.node_sha256 or NODE_LINUX_SHA256.get((settings.node_source, settings.node_version, arch))
     if not sha256:
         raise SettingsError(
             [
@@ -238,8 +230,3 @@ def npm_pack(spec: str, sha256: str) -> Path:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def health_wait(port: int) -> str:
-    """A bounded wait for GET /healthz on loopback; on failure, the unit's last journal lines."""
-    return openclaw.health_wait(port, service=SERVICE, recent_logs=f"journalctl -u {SERVICE} -n 30 --no-pager")

@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
+from openclaw_kit.layout import GATEWAY_CLI
 from roles.backup import CRON_FILE, PASSWORD_FILE, RESTIC, RESTORE, SSH_KEY
 from roles.logs import AUDIT_LOG, LOGROTATE_CONF, LOGROTATE_STATE
-from roles.openclaw import CLI
 from roles.openclaw.systemd import STATE_DIR
 from tests.integration.conftest import REPO, changed_hosts, deploy_json, run_pyinfra, ssh
 
@@ -89,14 +89,14 @@ def latest_outcome(state, address, job) -> dict:
 
 
 def agents(state, address) -> list[str]:
-    listed = json.loads(ssh(state, address, f"{CLI} agents list --json").stdout)
+    listed = json.loads(ssh(state, address, f"{GATEWAY_CLI} agents list --json").stdout)
     return [agent.get("id") for agent in (listed if isinstance(listed, list) else listed.get("agents", []))]
 
 
 def test_backup_over_sftp_then_wipe_and_restore_brings_the_state_back(deployed, sandbox_state, hosts, backup_env):
     source, destination = hosts
     # State worth restoring: an agent, created through the CLI as the service runs it.
-    ssh(sandbox_state, source, f"{CLI} agents add {AGENT} --workspace {STATE_DIR}/workspace-{AGENT} --non-interactive --json")
+    ssh(sandbox_state, source, f"{GATEWAY_CLI} agents add {AGENT} --workspace {STATE_DIR}/workspace-{AGENT} --non-interactive --json")
     assert AGENT in agents(sandbox_state, source)
 
     # A rotated audit file to go off the host with the archive.

@@ -15,10 +15,10 @@ import uuid
 import pytest
 
 from openclaw_kit.certificates import certificate_authority, pem, server_certificate
+from openclaw_kit.layout import GATEWAY_CLI
 from openclaw_kit.secrets import generate_token
 from roles.backup import CRON_FILE, RESTIC, RESTORE, S3_CA_FILE, S3_ENV
 from roles.logs import AUDIT_LOG
-from roles.openclaw import CLI
 from roles.openclaw.systemd import STATE_DIR
 from tests.integration.conftest import REPO, changed_hosts, run_pyinfra, ssh
 from tests.integration.test_backup import agents, inventory_with_offsite, latest_outcome
@@ -128,7 +128,7 @@ def test_backup_to_s3_then_wipe_and_restore_brings_the_state_back(sandbox_state,
     assert f"{source}/config" in [item["Key"] for item in store.list_objects_v2(Bucket=BUCKET)["Contents"]]
 
     # State worth restoring; then the local backup and the off-host copy, exactly as cron runs them.
-    ssh(sandbox_state, source, f"{CLI} agents add {AGENT} --workspace {STATE_DIR}/workspace-{AGENT} --non-interactive --json")
+    ssh(sandbox_state, source, f"{GATEWAY_CLI} agents add {AGENT} --workspace {STATE_DIR}/workspace-{AGENT} --non-interactive --json")
     assert AGENT in agents(sandbox_state, source)
     cron = ssh(sandbox_state, source, f"cat /etc/cron.d/openclaw-kit-logs {CRON_FILE}").stdout
     commands = [line.split(None, 6)[6] for line in cron.splitlines() if line[:1].isdigit() and "backup" in line]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from roles.base import SSHD_CANDIDATE, SSHD_DROPIN
+from roles.base.sshd import SSHD_CANDIDATE, SSHD_DROPIN
 from tests.integration.conftest import REPO, changed_hosts, deploy_json, inventory_with, run_pyinfra, ssh
 
 pytestmark = pytest.mark.sandbox

@@ -10,8 +10,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from openclaw_kit.platform import PLATFORMS
 from openclaw_kit.settings import SettingsError, validate_hosts
 from openclaw_kit.templates import TEMPLATES, render
-from roles.base import ISSUE_NET, SSHD_CANDIDATE, sshd_check_script, sshd_dropin
 from roles.base.debian import APT_LOCK_WAIT_SECONDS, RA_KEYS, SYSCTL, apt_suites, kernel_settings, sshd_reload
+from roles.base.sshd import ISSUE_NET, SSHD_CANDIDATE, sshd_check_script, sshd_dropin
 from tests.unit.fake_host import ENV, one_problem
 from tests.verify.test_base import listener_problems, security_releases
 

@@ -91,7 +91,7 @@ def test_cron_jobs_all_run_through_the_runner():
         assert 0 <= int(minute) < 60 and (hour == "*" or 0 <= int(hour) < 24)
         assert entry[5] == "root" and entry[6] == logs.JOB and "--" in entry
     assert f"--state {logs.LOGROTATE_STATE} {logs.LOGROTATE_CONF}" in text
-    assert f"{logs.CLI} security audit --json" in text
+    assert f"{logs.GATEWAY_CLI} security audit --json" in text
     assert text.endswith("\n"), "cron ignores a last line without a newline"
 
 
@@ -103,7 +103,7 @@ def test_journald_dropin():
 
 def test_backup_script_keeps_retention_and_is_valid_bash(tmp_path):
     script = tmp_path / "backup"
-    script.write_text(render("logs", "openclaw-kit-backup.j2", cli=logs.CLI, staging=logs.BACKUP_STAGING, store=logs.BACKUP_STORE,
+    script.write_text(render("logs", "openclaw-kit-backup.j2", cli=logs.GATEWAY_CLI, staging=logs.BACKUP_STAGING, store=logs.BACKUP_STORE,
                              retention_days=9))
     assert f"-mmin +{9 * 1440}" in script.read_text()
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0

@@ -10,8 +10,9 @@ import pytest
 
 from openclaw_kit.platform import System
 from openclaw_kit.settings import SettingsError, validate_hosts
-from roles.base import SSHD_CANDIDATE, SSHD_DROPIN_DIR, SSHD_DROPIN_NAME, base, sshd_dropin
+from roles.base import base
 from roles.base import macos as role
+from roles.base.sshd import SSHD_CANDIDATE, SSHD_DROPIN_DIR, SSHD_DROPIN_NAME, sshd_dropin
 from tests.unit.fake_host import ENV
 from tests.unit.macos_host import FRESH, file_responses, recorded, run_role
 

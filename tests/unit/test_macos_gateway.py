@@ -177,10 +177,10 @@ def test_a_node_version_without_a_pinned_darwin_checksum_needs_node_sha256():
 
 
 def test_the_pinned_darwin_checksums_are_those_of_the_official_shasums():
-    # From https://nodejs.org/dist/v24.21.0/SHASUMS256.txt; its linux-x64.tar.xz line is the one roles/openclaw/systemd.py pins.
-    from roles.openclaw.systemd import NODE_SHA256 as LINUX
-    assert LINUX[("nodejs-dist", "24.21.0", "x64")] == "fd8e59d5a511510f6a298afb548f18c7d2b1be404d8b4a27d94fbe49f56cb2d6"
-    assert role.NODE_SHA256 == {
+    # From https://nodejs.org/dist/v24.21.0/SHASUMS256.txt; its linux-x64.tar.xz line is the one pinned for Linux.
+    from openclaw_kit.pins import NODE_DARWIN_SHA256, NODE_LINUX_SHA256
+    assert NODE_LINUX_SHA256[("nodejs-dist", "24.21.0", "x64")] == "fd8e59d5a511510f6a298afb548f18c7d2b1be404d8b4a27d94fbe49f56cb2d6"
+    assert NODE_DARWIN_SHA256 == {
         ("24.21.0", "arm64"): "bed7eea5325e1108f32ce5228ddd6a5f0f08a499ee42aa7442aea583702f6057",
         ("24.21.0", "x64"): "1462cb3b3046b815cf8ea436d3da450ec1a9f11dac7e5a46b0ada5305d7e8097",
     }

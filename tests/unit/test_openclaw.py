@@ -6,11 +6,13 @@ import subprocess
 import pytest
 
 from openclaw_kit.errors import ControllerError
+from openclaw_kit.gateway import HEALTH_TIMEOUT, systemd_health_wait
+from openclaw_kit.pins import NODE_LINUX_SHA256
 from openclaw_kit.settings import SettingsError, validate_hosts
 from openclaw_kit.templates import render
-from roles.openclaw import HEALTH_TIMEOUT, channel_config, refuse_plugin_channels
+from roles.openclaw import channel_config, refuse_plugin_channels
 from roles.openclaw import systemd as openclaw
-from roles.openclaw.systemd import health_wait, npm_pack
+from roles.openclaw.systemd import npm_pack
 
 ENV = {"OPENCLAW_GATEWAY_TOKEN": "t" * 64, "TELEGRAM_BOT_TOKEN": "123:abc", "S1": "x" * 40, "S2": "y" * 40}
 BASE = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
@@ -73,7 +75,7 @@ def test_unit_runs_unprivileged_and_sandboxed():
 
 
 def test_health_wait_is_bounded_and_reports_the_journal():
-    command = health_wait(18789)
+    command = systemd_health_wait(18789)
     assert f"seq {HEALTH_TIMEOUT}" in command and "127.0.0.1:18789/healthz" in command
     assert "journalctl -u openclaw-gateway" in command and command.endswith("exit 1")
 
@@ -96,6 +98,6 @@ def test_npm_pack_refuses_a_tarball_whose_sha256_differs(tmp_path, monkeypatch):
 
 
 def test_known_node_checksums_are_well_formed():
-    for (source, version, arch), sha256 in openclaw.NODE_SHA256.items():
+    for (source, version, arch), sha256 in NODE_LINUX_SHA256.items():
         assert source in ("nodejs-dist", "npm-package") and arch in ("x64", "arm64")
         assert len(sha256) == 64 and int(sha256, 16) >= 0

@@ -23,7 +23,7 @@ import pytest
 from openclaw_kit import jsonconfig
 from openclaw_kit.templates import render
 from roles import backup, logs, tls, wireguard
-from roles.base import sshd_check_script
+from roles.base.sshd import sshd_check_script
 from roles.firewall import nftables
 from roles.openclaw import systemd as openclaw
 from tests.unit.test_backup import S3 as BACKUP_S3

@@ -174,7 +174,7 @@ def test_the_renewal_reloads_nginx_only_after_nginx_t():
 
 
 def test_cron_runs_the_renewal_twice_a_day_as_root():
-    cron = rendered("cron.j2", minute=7, hours="3,15", job=role.JOB, job_name=role.JOB_NAME)
+    cron = rendered("cron.j2", minute=7, hours="3,15", job=role.JOB_RUNNER, job_name=role.JOB_NAME)
     entries = [line for line in cron.splitlines() if line and line[0].isdigit()]
     # Through the job runner: the outcome lands in the audit log.
     assert entries == [f"7 3,15 * * * root /usr/local/sbin/openclaw-kit-job certificate-renewal -- {role.RENEW_COMMAND}"]

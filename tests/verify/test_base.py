@@ -8,14 +8,12 @@ import subprocess
 import pytest
 
 from openclaw_kit.platform import PLATFORMS
-from roles.base import ISSUE_NET, SSHD_CANDIDATE, SSHD_DROPIN
 from roles.base.debian import (
     APT_LOCK_WAIT_SECONDS,
     APT_PROXY,
     APT_TIMERS,
     CORE_LIMITS,
     COREDUMP_DROPIN,
-    CRON_PATHS,
     MODPROBE_FILE,
     OTHER_TIME_DAEMONS,
     SYSCTL,
@@ -23,6 +21,7 @@ from roles.base.debian import (
     UNATTENDED_UPGRADES,
     kernel_settings,
 )
+from roles.base.sshd import ISSUE_NET, SSHD_CANDIDATE, SSHD_DROPIN
 
 
 def test_hostname_is_set(target):
@@ -303,15 +302,6 @@ def test_blocked_kernel_modules(target):
             assert "install /bin/false" in target.host.check_output(f"modprobe -n -v {module} 2>&1 || true"), module
     loaded = target.host.check_output("cat /proc/modules 2>/dev/null | cut -d' ' -f1 || true").split()
     assert [module for module in modules if module.replace("-", "_") in loaded] == []
-
-
-def test_cron_is_root_only(target):
-    if not target.settings.cron_root_only:
-        pytest.skip("cron_root_only: false in settings")
-    for path, mode in CRON_PATHS.items():
-        found = target.host.file(path)
-        if found.exists:
-            assert (found.user, found.group, found.mode) == ("root", "root", int(mode, 8)), path
 
 
 def test_login_banner(target):

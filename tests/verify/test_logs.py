@@ -11,6 +11,7 @@ from roles.logs import (
     AUDIT_LOG,
     BACKUP_STORE,
     CRON_FILE,
+    CRON_PATHS,
     JOURNAL_LIMITS,
     JOURNALD_DROPIN,
     LOGROTATE_CONF,
@@ -110,3 +111,12 @@ def test_journal_is_persistent_with_limits(target):
     expected = render("logs", "journald.conf.j2", retention_days=target.settings.log_retention_days, **JOURNAL_LIMITS)
     assert dropin.exists and sha256(dropin.content_string) == sha256(expected), f"{JOURNALD_DROPIN} differs from the kit's"
     assert target.host.run("ls /var/log/journal/*/system.journal").rc == 0, "journald does not write to /var/log/journal"
+
+
+def test_cron_is_root_only(target):
+    if not target.settings.cron_root_only:
+        pytest.skip("cron_root_only: false in settings")
+    for path, mode in CRON_PATHS.items():
+        found = target.host.file(path)
+        if found.exists:
+            assert (found.user, found.group, found.mode) == ("root", "root", int(mode, 8)), path

@@ -7,10 +7,11 @@ import json
 
 import pytest
 
+from openclaw_kit.layout import GATEWAY_CLI
 from openclaw_kit.secrets import env_file_content
 from roles.base.macos import SOCKETFILTERFW
 from roles.firewall import pf
-from roles.openclaw import CLI, CONFIG_DIR, ENV_FILE, LOG_DIR
+from roles.openclaw import CONFIG_DIR, ENV_FILE, LOG_DIR
 from roles.openclaw.launchd import LABEL, LIVE_CONFIG, STATE_DIR, USER
 
 
@@ -53,7 +54,7 @@ def test_the_gateway_answers_healthz(target):
 
 
 def test_security_audit_has_no_critical_or_warning_findings(target):
-    audit = json.loads(target.output_of(f"{CLI} security audit --json 2>/dev/null"))
+    audit = json.loads(target.output_of(f"{GATEWAY_CLI} security audit --json 2>/dev/null"))
     assert audit["summary"]["critical"] == 0 and audit["summary"]["warn"] == 0, [
         (f["severity"], f["checkId"]) for f in audit["findings"] if f["severity"] in ("critical", "warn")]
 

@@ -6,14 +6,15 @@ import re
 
 import pytest
 
+from openclaw_kit.layout import GATEWAY_CLI
 from openclaw_kit.platform import PLATFORMS
 from openclaw_kit.secrets import env_file_content
-from roles.openclaw import CLI, CONFIG_DIR, CURRENT, ENV_FILE, LOG_DIR, PREFIX
+from roles.openclaw import CONFIG_DIR, CURRENT, ENV_FILE, LOG_DIR, PREFIX
 from roles.openclaw.systemd import COMPILE_CACHE, LIVE_CONFIG, SERVICE, STATE_DIR, USER
 
 MAX_EXPOSURE = 3.0
-CONFIG_VALIDATE = f"{CLI} config validate --json 2>/dev/null"
-SECURITY_AUDIT = f"{CLI} security audit --json 2>/dev/null"
+CONFIG_VALIDATE = f"{GATEWAY_CLI} config validate --json 2>/dev/null"
+SECURITY_AUDIT = f"{GATEWAY_CLI} security audit --json 2>/dev/null"
 
 
 def slow_commands(settings) -> list[str]:

@@ -1,7 +1,8 @@
 """Role tls: nginx serves a certificate from the ACME CA in the settings, and one cron entry renews it."""
 
+from openclaw_kit.layout import JOB_RUNNER
 from roles.nginx import CURRENT, LETSENCRYPT_LIVE
-from roles.tls import ACME_CA_FILE, CERTBOT_TIMER_MASK, CRON_FILE, DEPLOY_HOOK, JOB, JOB_NAME, RENEW_COMMAND, RENEW_DAYS
+from roles.tls import ACME_CA_FILE, CERTBOT_TIMER_MASK, CRON_FILE, DEPLOY_HOOK, JOB_NAME, RENEW_COMMAND, RENEW_DAYS
 
 
 def test_nginx_serves_the_issued_certificate(target):
@@ -26,7 +27,7 @@ def test_one_renewal_path(target):
     cron = target.host.file(CRON_FILE)
     assert cron.user == "root" and cron.mode == 0o644
     entries = [line for line in cron.content_string.splitlines() if line[:1].isdigit()]
-    assert len(entries) == 1 and entries[0].endswith(f" root {JOB} {JOB_NAME} -- {RENEW_COMMAND}"), entries
+    assert len(entries) == 1 and entries[0].endswith(f" root {JOB_RUNNER} {JOB_NAME} -- {RENEW_COMMAND}"), entries
     for script in (RENEW_COMMAND, DEPLOY_HOOK):
         found = target.host.file(script)
         assert found.user == "root" and found.mode == 0o755, script
