@@ -54,7 +54,7 @@ class PowerSettings(FactBase):
     """pmset -g as {setting: value}, and restartfreeze from systemsetup."""
 
     def command(self) -> str:
-        return "pmset -g; systemsetup -getrestartfreeze 2>/dev/null"
+        return "pmset -g; systemsetup -getrestartfreeze 2>/dev/null || true"
 
     def process(self, output) -> dict[str, str]:
         found = {}
