@@ -47,3 +47,15 @@ def _value(element: ET.Element) -> object:
     if tag == "string":
         return element.text or ""
     raise AssertionError(f"plist element <{tag}> is not expected in a launchd plist")
+
+
+def differences(found: object, expected: object, where: str = "") -> list[str]:
+    """Where two plist values differ, in value or in type (True == 1 in Python, <true/> is not <integer>1)."""
+    if isinstance(expected, dict) and isinstance(found, dict):
+        return [line for key in sorted(found.keys() | expected.keys())
+                for line in differences(found.get(key), expected.get(key), f"{where}/{key}")]
+    if isinstance(expected, list) and isinstance(found, list) and len(found) == len(expected):
+        return [line for i, (f, e) in enumerate(zip(found, expected, strict=True)) for line in differences(f, e, f"{where}[{i}]")]
+    if type(found) is not type(expected) or found != expected:
+        return [f"{where or '/'}: {found!r}, expected {expected!r}"]
+    return []

@@ -25,7 +25,7 @@ from roles.openclaw import channel_config, openclaw
 from roles.openclaw import launchd as role
 from tests.unit.fake_host import ENV
 from tests.unit.macos_host import FRESH, file_responses, recorded, run_role, uploads
-from tests.unit.plists import libplist_parse, needs_plistutil
+from tests.unit.plists import differences, libplist_parse, needs_plistutil
 
 GOOD = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
 RELEASE = f"{role.PREFIX}/releases/openclaw-2026.9.6-node-v24.21.0"
@@ -337,21 +337,15 @@ GATEWAY_PLIST = {
 
 def test_the_gateway_plist_is_the_documented_one_key_by_key_and_holds_no_secret():
     text = launchd.plist_text(role.gateway_plist(settings()))
-    plist = plistlib.loads(text.encode())
-    assert set(plist) <= launchd.KEYS
-    for key in sorted(GATEWAY_PLIST.keys() | plist.keys()):
-        assert plist.get(key) == GATEWAY_PLIST.get(key), key
-    # bool is an int in Python: True == 1, so the types are compared too (RunAtLoad 1 is no <true/>).
-    assert [type(plist[key]) for key in GATEWAY_PLIST] == [type(value) for value in GATEWAY_PLIST.values()]
+    assert set(plistlib.loads(text.encode())) <= launchd.KEYS
+    # Values and types, nested ones too (True == 1 in Python; RunAtLoad 1 is no <true/>).
+    assert differences(plistlib.loads(text.encode()), GATEWAY_PLIST) == []
     assert "t" * 64 not in text
 
 
 @needs_plistutil
 def test_the_gateway_plist_reads_the_same_with_libplist():
-    parsed = libplist_parse(launchd.plist_text(role.gateway_plist(settings())))
-    for key in sorted(GATEWAY_PLIST.keys() | parsed.keys()):
-        assert parsed.get(key) == GATEWAY_PLIST.get(key), key
-        assert type(parsed.get(key)) is type(GATEWAY_PLIST.get(key)), key
+    assert differences(libplist_parse(launchd.plist_text(role.gateway_plist(settings()))), GATEWAY_PLIST) == []
 
 
 def test_the_account_id_is_the_first_free_one_below_500():

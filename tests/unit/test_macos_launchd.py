@@ -11,6 +11,7 @@ import pytest
 
 from openclaw_kit import launchd
 from openclaw_kit.templates import render
+from tests.unit.plists import differences, libplist_parse, needs_plistutil
 
 SH = shutil.which("dash") or "sh"
 
@@ -87,3 +88,12 @@ def test_the_reload_script_is_posix_sh(tmp_path):
     checked = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(tmp_path / "script")],
                              capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout
+
+
+@needs_plistutil
+def test_every_daemon_plist_reads_the_same_with_libplist_as_the_dict_it_was_written_from():
+    from roles.firewall import pf
+    from roles.openclaw import launchd as gateway
+    from tests.unit.test_macos_gateway import settings
+    for plist in (gateway.gateway_plist(settings()), pf.boot_plist()):
+        assert differences(libplist_parse(launchd.plist_text(plist)), plist) == [], plist["Label"]
