@@ -2,7 +2,8 @@
 
 A plist is written as a candidate, checked with `plutil -lint`, and only then replaces the live
 one in /Library/LaunchDaemons (openclaw_kit.operations.checked_config); a job is loaded with
-`launchctl bootstrap system`, restarted with `kickstart -k` and removed with `bootout`.
+`launchctl bootstrap system`, restarted with `kickstart -k`, and reloaded for a new plist by
+templates/launchd/reload.sh.j2 (bootout, wait until the old job has left, bootstrap).
 """
 
 from __future__ import annotations
@@ -12,12 +13,19 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import FactBase
+from pyinfra.facts.files import File
 from pyinfra.operations import server
 
 from openclaw_kit.operations import checked_config
+from openclaw_kit.templates import render
 
 DAEMONS = "/Library/LaunchDaemons"
 CANDIDATES = "/var/db/openclaw-kit/launchd-candidate"
+# A job's marker while its reload is under way: still there, the next deploy reloads it again.
+RELOAD_PENDING = "/var/db/openclaw-kit/launchd-reload-pending"
+EXIT_TIMEOUT_DEFAULT = 20  # launchd.plist(5): SIGTERM to SIGKILL when a plist sets no ExitTimeOut
+# How long past ExitTimeOut a reload waits for the old job to leave the domain before it gives up.
+RELOAD_MARGIN = 30
 
 # The keys launchd.plist(5) documents; a plist with any other key is refused on the controller.
 KEYS = frozenset({
@@ -43,6 +51,15 @@ def plist_text(plist: dict) -> str:
 
 def plist_path(label: str) -> str:
     return f"{DAEMONS}/{label}.plist"
+
+
+def reload_pending_path(label: str) -> str:
+    return f"{RELOAD_PENDING}/{label}"
+
+
+def reload_script(label: str, plist: dict) -> str:
+    return render("launchd", "reload.sh.j2", label=label, plist=plist_path(label), pending=reload_pending_path(label),
+                  wait_limit=plist.get("ExitTimeOut", EXIT_TIMEOUT_DEFAULT) + RELOAD_MARGIN)
 
 
 class LaunchdJob(FactBase):
@@ -96,22 +113,27 @@ def daemon(*, name: str, label: str, plist: dict, restart_when: list | None = No
         mode="644",
     )
     job = host.get_fact(LaunchdJob, label=label)
+    pending = host.get_fact(File, path=reload_pending_path(label)) is not None
     if job is None or job.get("path") != path:
         loaded = server.shell(
             name=f"{name}: load {label} (launchctl bootstrap system)",
-            commands=[f"launchctl enable system/{q(label)}", f"launchctl bootstrap system {q(path)}"],
+            commands=[f"launchctl enable system/{q(label)}", f"launchctl bootstrap system {q(path)}",
+                      *([f"rm -f {q(reload_pending_path(label))}"] if pending else [])],
         )
         return Daemon(plist_op, loaded)
+
+    def reloading() -> bool:
+        return pending or plist_op.did_change()
     # bootout + bootstrap picks up a changed plist; kickstart -k restarts with the loaded one.
     loaded = server.shell(
-        name=f"{name}: reload {label} for its new plist",
-        commands=[f"launchctl bootout system/{q(label)} 2>/dev/null || true", f"launchctl bootstrap system {q(path)}"],
-        _if=plist_op.did_change,
+        name=f"{name}: reload {label} for its new plist (bootout, wait until it has left, bootstrap)",
+        commands=[reload_script(label, plist)],
+        _if=reloading,
     )
     if restart_when:
         server.shell(
             name=f"{name}: restart {label} for its new code, config or secrets (kickstart -k)",
             commands=[f"launchctl kickstart -k system/{q(label)}"],
-            _if=lambda: not plist_op.did_change() and any(op.did_change() for op in restart_when),
+            _if=lambda: not reloading() and any(op.did_change() for op in restart_when),
         )
     return Daemon(plist_op, loaded)

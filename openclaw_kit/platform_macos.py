@@ -23,8 +23,11 @@ MACOS = dict(
     roles=frozenset({"base", "firewall", "openclaw"}),
 )
 
-# major version (sw_vers -productVersion) -> label. 14 is the oldest the kit accepts: the first with
-# `launchctl bootstrap/bootout/kickstart` semantics and an sshd_config.d include it was written for.
+# major version (sw_vers -productVersion) -> label. 14 is the oldest the kit accepts because it was
+# written for (and tested on recorded facts of) 14 and newer, not because older ones lack what it uses:
+# `launchctl bootstrap/bootout/kickstart` are there since OS X 10.10, and Apple's sshd_config
+# includes sshd_config.d/* (with its 100-macos.conf) since macOS 12 at the latest (published for
+# 12.6.8: https://github.com/jtesta/ssh-audit/issues/201).
 MACOS_RELEASES = {
     14: "macOS 14 Sonoma",
     15: "macOS 15 Sequoia",

@@ -10,6 +10,7 @@ from pyinfra.api import FactBase
 from pyinfra.operations import server
 
 from openclaw_kit.settings import HostSettings
+from openclaw_kit.templates import render
 
 # The drop-in for macOS' OpenSSH: no DebianBanner, no Banner (the kit writes no /etc/issue.net here).
 SSHD_TEMPLATE = "macos/sshd.conf.j2"
@@ -18,8 +19,11 @@ SOFTWARE_UPDATE = "/Library/Preferences/com.apple.SoftwareUpdate"
 # Check, download and install security responses and system data files (XProtect, ...) by
 # themselves; full macOS updates, which restart the Mac, stay the admin's decision.
 UPDATE_KEYS = ("AutomaticCheckEnabled", "AutomaticDownload", "CriticalUpdateInstall", "ConfigDataInstall")
-# pmset -a: never sleep (the disk neither), wake for network access, restart after a power failure.
-POWER = {"sleep": "0", "disksleep": "0", "womp": "1", "autorestart": "1"}
+# pmset -a: never sleep (the disk neither), wake for network access, restart after a power failure;
+# systemsetup: restart after a freeze.
+POWER = {"sleep": "0", "disksleep": "0", "womp": "1", "autorestart": "1", "restartfreeze": "on"}
+# The settings this Mac did not keep when the kit set them (templates/base/macos/power-settings.sh.j2).
+NOT_KEPT = "/var/db/openclaw-kit/power-settings-not-kept"
 
 
 class FirewallState(FactBase):
@@ -50,7 +54,7 @@ class PowerSettings(FactBase):
     """pmset -g as {setting: value}, and restartfreeze from systemsetup."""
 
     def command(self) -> str:
-        return "pmset -g; systemsetup -getrestartfreeze 2>/dev/null"
+        return "pmset -g; systemsetup -getrestartfreeze 2>/dev/null || true"
 
     def process(self, output) -> dict[str, str]:
         found = {}
@@ -61,6 +65,16 @@ class PowerSettings(FactBase):
                 key, value = line.split()[:2]
                 found[key] = value
         return found
+
+
+class NotKeptSettings(FactBase):
+    """The power settings this Mac did not keep when the kit set them (one name a line in NOT_KEPT)."""
+
+    def command(self) -> str:
+        return f"cat {NOT_KEPT} 2>/dev/null || true"
+
+    def process(self, output) -> set[str]:
+        return {line.strip() for line in output if line.strip()}
 
 
 class FileVault(FactBase):
@@ -85,14 +99,21 @@ def apply(settings: HostSettings) -> None:
                      commands=[f"defaults write {SOFTWARE_UPDATE} {key} -bool true" for key in missing])
 
     power = host.get_fact(PowerSettings) or {}
-    wrong = {key: value for key, value in POWER.items() if power.get(key) != value}
+    not_kept = host.get_fact(NotKeptSettings) or set()
+    for key in sorted(not_kept & POWER.keys()):
+        logger.warning(f"[{host.name}] this Mac did not keep {key} {POWER[key]} when the kit set it (read back, "
+                       f"recorded in {NOT_KEPT}); accepted as it is ({key} {power.get(key, 'not listed')}) and not "
+                       "applied again: remove that line to try again")
+    wrong = {key: value for key, value in POWER.items() if power.get(key) != value and key not in not_kept}
     if wrong:
         server.shell(name="Power settings for a server: " + ", ".join(f"{k} {v}" for k, v in wrong.items()),
-                     commands=["pmset -a " + " ".join(f"{k} {v}" for k, v in wrong.items())])
-    if power.get("restartfreeze") != "on":
-        server.shell(name="Restart after a freeze", commands=["systemsetup -setrestartfreeze on"])
+                     commands=[power_script(wrong)])
 
     report_filevault(host.get_fact(FileVault))
+
+
+def power_script(settings: dict[str, str]) -> str:
+    return render("base", "macos/power-settings.sh.j2", settings=settings, not_kept=NOT_KEPT)
 
 
 def reload_sshd(dropin_op) -> None:

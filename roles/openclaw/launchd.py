@@ -35,11 +35,14 @@ from openclaw_kit.templates import render, template
 LABEL = "ai.openclaw.gateway"  # OpenClaw's own: its CLI refuses a per-user agent next to a system daemon
 USER = "_openclaw"
 REAL_NAME = "OpenClaw gateway"
+NOT_GATEWAYS = {"ai.openclaw.node"}  # OpenClaw's node host: it connects to a gateway, it holds no port
 UID_RANGE = range(400, 500)  # system accounts below 500 are hidden from the login window
 STATE_DIR = "/var/db/openclaw"
 CONFIG_CANDIDATE_DIR = "/var/db/openclaw-kit/openclaw-config-candidate"
 LIVE_CONFIG = f"{STATE_DIR}/openclaw.json"
 GATEWAY = "/usr/local/libexec/openclaw-kit-gateway"
+STDOUT_LOG, STDERR_LOG = f"{LOG_DIR}/gateway.stdout.log", f"{LOG_DIR}/gateway.stderr.log"
+NEWSYSLOG = "/etc/newsyslog.d/openclaw-kit.conf"
 
 class DirectoryUser(FactBase):
     """A local account as `dscl . -read` shows it ({"UniqueID": "401", ...}), or None when there is none."""
@@ -65,13 +68,22 @@ class UniqueIds(FactBase):
 
 
 class UserAgents(FactBase):
-    """Per-user LaunchAgents of OpenClaw's label: [(user, plist path)]."""
+    """Per-user LaunchAgents of an OpenClaw gateway, which would hold its port: [(user, label, plist path)].
+    OpenClaw's labels (src/daemon/constants.ts): ai.openclaw.gateway, ai.openclaw.<profile> with
+    --profile; com.openclaw.* is the legacy prefix its docs say may remain. Only plists that name a
+    gateway count (not OpenClaw's node host, ai.openclaw.node, nor another tool's com.openclaw.*)."""
 
-    def command(self, label: str) -> str:
-        return f"ls -1 /Users/*/Library/LaunchAgents/{shlex.quote(label)}.plist 2>/dev/null || true"
+    def command(self) -> str:
+        return ("grep -l gateway /Users/*/Library/LaunchAgents/ai.openclaw.*.plist "
+                "/Users/*/Library/LaunchAgents/com.openclaw.*.plist 2>/dev/null || true")
 
-    def process(self, output) -> list[tuple[str, str]]:
-        return [(path.split("/")[2], path) for path in (line.strip() for line in output) if path.startswith("/Users/")]
+    def process(self, output) -> list[tuple[str, str, str]]:
+        found = []
+        for path in (line.strip() for line in output):
+            label = path.rsplit("/", 1)[-1].removesuffix(".plist")
+            if path.startswith("/Users/") and path.endswith(".plist") and label not in NOT_GATEWAYS:
+                found.append((path.split("/")[2], label, path))
+        return found
 
 
 class CommandLineTools(FactBase):
@@ -133,12 +145,14 @@ def service(settings: HostSettings, *, release: str, node_dir: str, switching: b
             commands=[render("openclaw", "macos/switch-release.sh.j2", release=release, current=CURRENT)])]
 
     # A per-user agent OpenClaw installed earlier gives way to the system daemon.
-    for user, plist in host.get_fact(UserAgents, label=LABEL) or []:
+    for user, label, plist in host.get_fact(UserAgents) or []:
         server.shell(
-            name=f"The per-user agent {LABEL} of {user} booted out and disabled; its state copied to {STATE_DIR}",
-            commands=[render("openclaw", "macos/user-agent-handover.sh.j2", label=LABEL, user=user, plist=plist,
-                             user_state=f"/Users/{user}/.openclaw", state_dir=STATE_DIR, service_user=USER)],
+            name=f"The per-user agent {label} of {user} booted out and disabled; its state copied to {STATE_DIR}",
+            commands=[handover_script(user, label, plist)],
         )
+
+    template(name=f"Rotation of the gateway's stdout and stderr logs {NEWSYSLOG}", role="openclaw",
+             src="macos/newsyslog.conf.j2", dest=NEWSYSLOG, **newsyslog_data())
 
     changed = [*changed, gateway_op]
     daemon_op = launchd.daemon(name="The gateway as a LaunchDaemon", label=LABEL, plist=gateway_plist(settings),
@@ -199,6 +213,16 @@ def cli_data() -> dict:
     return dict(service_user=USER, state_dir=STATE_DIR, env_file=ENV_FILE, live_config=LIVE_CONFIG, current=CURRENT)
 
 
+def handover_script(user: str, label: str, plist: str) -> str:
+    return render("openclaw", "macos/user-agent-handover.sh.j2", label=label, user=user, plist=plist,
+                  parked_dir=f"/Users/{user}/Library/LaunchAgents-disabled-by-openclaw-kit",
+                  user_state=f"/Users/{user}/.openclaw", state_dir=STATE_DIR, service_user=USER)
+
+
+def newsyslog_data() -> dict:
+    return dict(logs=[STDOUT_LOG, STDERR_LOG], owner=USER, count=5, size_kb=10240)
+
+
 def gateway_plist(settings: HostSettings) -> dict:
     """The LaunchDaemon: the secrets are not in it (the start script reads the 0600 file)."""
     return {
@@ -207,9 +231,14 @@ def gateway_plist(settings: HostSettings) -> dict:
         "UserName": USER,
         "GroupName": USER,
         "RunAtLoad": True,
-        "KeepAlive": True,
+        # Restarted after a non-zero exit only: the start script turns exit 78 (config error) into 0,
+        # so a rejected config stops the gateway as RestartPreventExitStatus=78 does on Linux.
+        "KeepAlive": {"SuccessfulExit": False},
         "ThrottleInterval": 10,  # at most one restart per 10 s when it keeps exiting
         "ExitTimeOut": 330,  # SIGKILL only after OpenClaw's own shutdown grace, as TimeoutStopSec on Linux
+        # Unset (or Standard, the same per launchd.plist(5)) gets light CPU and I/O throttling; the
+        # gateway answers people, so no throttling, like an app.
+        "ProcessType": "Interactive",
         "Umask": 0o077,
         "WorkingDirectory": STATE_DIR,
         "EnvironmentVariables": {
@@ -224,11 +253,11 @@ def gateway_plist(settings: HostSettings) -> dict:
             "OPENCLAW_OFFLINE": "1",
             "OPENCLAW_DISABLE_BONJOUR": "1",
         },
-        "StandardOutPath": f"{LOG_DIR}/gateway.stdout.log",
-        "StandardErrorPath": f"{LOG_DIR}/gateway.stderr.log",
+        "StandardOutPath": STDOUT_LOG,
+        "StandardErrorPath": STDERR_LOG,
     }
 
 
 def health_wait(port: int) -> str:
     """A bounded wait for GET /healthz on loopback; on failure, the daemon's last stderr lines."""
-    return gateway.health_wait(port, service=LABEL, recent_logs=f"tail -n 30 {LOG_DIR}/gateway.stderr.log")
+    return gateway.health_wait(port, service=LABEL, recent_logs=f"tail -n 30 {STDERR_LOG}")

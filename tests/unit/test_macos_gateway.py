@@ -7,7 +7,10 @@ from __future__ import annotations
 import plistlib
 import re
 import shutil
+import signal
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +25,7 @@ from roles.openclaw import channel_config, openclaw
 from roles.openclaw import launchd as role
 from tests.unit.fake_host import ENV
 from tests.unit.macos_host import FRESH, file_responses, recorded, run_role, uploads
+from tests.unit.plists import differences, libplist_parse, needs_plistutil
 
 GOOD = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
 RELEASE = f"{role.PREFIX}/releases/openclaw-2026.9.6-node-v24.21.0"
@@ -50,8 +54,9 @@ def converged_responses(s, env=ENV) -> dict:
              f"{common.CONFIG_DIR}/{common.DESIRED_NAME}": ("-rw-r-----", "root", role.USER)}
     directories = {role.STATE_DIR: ("drwx------", role.USER, role.USER), role.LOG_DIR: ("drwxr-x---", role.USER, role.USER),
                    common.CONFIG_DIR: ("drwxr-x---", "root", role.USER),
+                   # /etc/newsyslog.d: macOS' own (Apple's rotation entries live there).
                    **dict.fromkeys(("/usr/local/sbin", "/usr/local/libexec", "/usr/local/lib/openclaw-kit",
-                                    f"{role.PREFIX}/releases"), ("drwxr-xr-x", "root", "wheel"))}
+                                    f"{role.PREFIX}/releases", "/etc/newsyslog.d"), ("drwxr-xr-x", "root", "wheel"))}
     rendered = render("openclaw", "openclaw.json5.j2", settings=s, channels=channel_config(s), log_file=common.LOG_FILE,
                       live_config=role.LIVE_CONFIG)
     digest = jsonconfig.digest(jsonconfig.load_commented(rendered))
@@ -90,6 +95,7 @@ def test_a_fresh_mac_gets_the_account_node_openclaw_config_and_the_daemon_loaded
         "Config /etc/openclaw/openclaw.json: validated by the OpenClaw that will run it, then made live",
         "Gateway start script /usr/local/libexec/openclaw-kit-gateway",
         "Switch /opt/openclaw/current to OpenClaw 2026.9.6",
+        "Rotation of the gateway's stdout and stderr logs /etc/newsyslog.d/openclaw-kit.conf",
         "The gateway as a LaunchDaemon: /Library/LaunchDaemons/ai.openclaw.gateway.plist",
         "The gateway as a LaunchDaemon: load ai.openclaw.gateway (launchctl bootstrap system)",
         "Wait for ai.openclaw.gateway to answer /healthz",
@@ -142,16 +148,131 @@ def test_a_new_port_replaces_the_plist_checked_by_plutil_and_reloads_the_daemon(
     ]
 
 
+RELOAD = "The gateway as a LaunchDaemon: reload ai.openclaw.gateway for its new plist (bootout, wait until it has left, bootstrap)"
+
+
+def test_a_changed_plist_reloads_the_gateway_once_the_old_job_has_left_the_domain():
+    s = settings()
+    responses = converged_responses(s)
+    # The plist of an earlier kit: KeepAlive true, no ProcessType.
+    earlier = {key: value for key, value in role.gateway_plist(s).items() if key != "ProcessType"} | {"KeepAlive": True}
+    responses.update(file_responses({launchd.plist_path(role.LABEL): launchd.plist_text(earlier)}, {}))
+    planned = run_role(openclaw, s, responses)
+    assert names(planned) == ["The gateway as a LaunchDaemon: /Library/LaunchDaemons/ai.openclaw.gateway.plist", RELOAD,
+                              "Wait for ai.openclaw.gateway to answer /healthz"]
+    # Not `bootout || true; bootstrap`: that fails with "5: Input/output error" while the old job leaves.
+    assert planned[1][1] == [launchd.reload_script(role.LABEL, role.gateway_plist(s)).rstrip("\n")]
+    assert "wait_limit=360\n" in planned[1][1][0]  # ExitTimeOut 330 + 30
+
+
+def test_a_reload_cut_off_or_failed_earlier_is_done_again_and_only_that():
+    s = settings()
+    responses = {**converged_responses(s), **file_responses({launchd.reload_pending_path(role.LABEL): ""}, {})}
+    assert names(run_role(openclaw, s, responses)) == [RELOAD, "Wait for ai.openclaw.gateway to answer /healthz"]
+    # A new secret then restarts nothing more: the reload starts the new code anyway (no kickstart after it).
+    rotated = {**ENV, "OPENCLAW_GATEWAY_TOKEN": "u" * 64}
+    assert names(run_role(openclaw, settings(env=rotated), responses)) == [
+        "Secrets file /etc/openclaw/gateway.env (changed: OPENCLAW_GATEWAY_TOKEN)", RELOAD,
+        "Wait for ai.openclaw.gateway to answer /healthz"]
+
+
+def test_a_job_left_unloaded_by_a_failed_reload_is_loaded_and_its_marker_removed():
+    s = settings()
+    responses = {**converged_responses(s), **file_responses({launchd.reload_pending_path(role.LABEL): ""}, {}),
+                 f"launchctl print system/{role.LABEL}": 'Could not find service "ai.openclaw.gateway" in domain for system'}
+    planned = run_role(openclaw, s, responses)
+    assert planned == [
+        ("openclaw | The gateway as a LaunchDaemon: load ai.openclaw.gateway (launchctl bootstrap system)", [
+            "launchctl enable system/ai.openclaw.gateway", "launchctl bootstrap system /Library/LaunchDaemons/ai.openclaw.gateway.plist",
+            "rm -f /var/db/openclaw-kit/launchd-reload-pending/ai.openclaw.gateway"]),
+        ("openclaw | Wait for ai.openclaw.gateway to answer /healthz", [role.health_wait(s.gateway_port)]),
+    ]
+
+
+AGENT = "/Users/admin/Library/LaunchAgents/ai.openclaw.gateway.plist"
+
+
 def test_a_per_user_agent_openclaw_installed_is_booted_out_disabled_and_its_state_copied():
     s = settings()
-    responses = {"ls -1 /Users/*/Library/LaunchAgents/ai.openclaw.gateway.plist": recorded("user-agent.txt"),
+    responses = {"grep -l gateway /Users/*/Library/LaunchAgents/ai.openclaw.*.plist": recorded("user-agent.txt"),
                  **converged_responses(s)}
     planned = run_role(openclaw, s, responses)
-    assert names(planned) == ["The per-user agent ai.openclaw.gateway of admin booted out and disabled; its state "
-                              "copied to /var/db/openclaw"]
+    assert planned == [("openclaw | The per-user agent ai.openclaw.gateway of admin booted out and disabled; its state "
+                        "copied to /var/db/openclaw", [role.handover_script("admin", "ai.openclaw.gateway", AGENT).rstrip("\n")])]
     script = planned[0][1][0]
-    assert 'launchctl bootout "gui/$uid/ai.openclaw.gateway"' in script and 'launchctl disable "gui/$uid/ai.openclaw.gateway"' in script
     assert "ditto /Users/admin/.openclaw /var/db/openclaw" in script
+
+
+def test_openclaws_profile_and_legacy_agents_are_found_its_node_host_and_other_tools_are_not():
+    # `grep -l gateway` over ai.openclaw.*.plist and com.openclaw.*.plist: a profile's gateway
+    # (ai.openclaw.work, OpenClaw's --profile label) and a legacy com.openclaw.* one hold the port too.
+    listing = [AGENT, "/Users/admin/Library/LaunchAgents/ai.openclaw.work.plist",
+               "/Users/ops/Library/LaunchAgents/com.openclaw.gateway.plist",
+               "/Users/admin/Library/LaunchAgents/ai.openclaw.node.plist"]
+    assert role.UserAgents().process(listing) == [
+        ("admin", "ai.openclaw.gateway", AGENT),
+        ("admin", "ai.openclaw.work", "/Users/admin/Library/LaunchAgents/ai.openclaw.work.plist"),
+        ("ops", "com.openclaw.gateway", "/Users/ops/Library/LaunchAgents/com.openclaw.gateway.plist"),
+    ]
+    assert "com.openclaw.*.plist" in role.UserAgents().command() and "ai.openclaw.*.plist" in role.UserAgents().command()
+
+
+# A stand-in launchctl: a domain exists when its directory does under $LAUNCHD, a job when its file
+# does; every call is logged. `disable` fails in a domain that does not exist, as the issue reports.
+LAUNCHCTL = """#!/bin/sh
+echo "launchctl $*" >> "$LAUNCHD/calls"
+case "$1" in
+print) [ -e "$LAUNCHD/$2" ] ;;
+bootout) rm -f "$LAUNCHD/$2" ;;
+disable) [ -d "$LAUNCHD/${2%/*}" ] || { echo "Could not find domain for ${2%/*}" >&2; exit 112; } ;;
+*) exit 1 ;;
+esac
+"""
+
+
+def run_handover(tmp_path, *, gui: bool, loaded: bool):
+    bin_dir, launchd_dir, home = tmp_path / "bin", tmp_path / "launchd", tmp_path / "Users" / "admin"
+    for directory in (bin_dir, launchd_dir / "user" / "501", home / "Library" / "LaunchAgents", home / ".openclaw"):
+        directory.mkdir(parents=True)
+    if gui:
+        (launchd_dir / "gui" / "501").mkdir(parents=True)
+        if loaded:
+            (launchd_dir / "gui" / "501" / "ai.openclaw.gateway").touch()
+    stand_ins = {"launchctl": LAUNCHCTL, "id": "#!/bin/sh\necho 501\n", "chown": "#!/bin/sh\necho \"chown $*\" >> \"$LAUNCHD/calls\"\n",
+                 "ditto": '#!/bin/sh\nmkdir -p "$2" && cp -R "$1/." "$2/"\n'}
+    for name, text in stand_ins.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    plist = home / "Library" / "LaunchAgents" / "ai.openclaw.gateway.plist"
+    plist.write_text("<plist/>")
+    (home / ".openclaw" / "openclaw.json").write_text("{}")
+    state = tmp_path / "state"
+    script = render("openclaw", "macos/user-agent-handover.sh.j2", label="ai.openclaw.gateway", user="admin",
+                    plist=str(plist), parked_dir=str(home / "Library" / "LaunchAgents-disabled-by-openclaw-kit"),
+                    user_state=str(home / ".openclaw"), state_dir=str(state), service_user=role.USER)
+    run = subprocess.run([shutil.which("dash") or "sh", "-c", script], capture_output=True, text=True, timeout=30,
+                         env={"PATH": f"{bin_dir}:/usr/bin:/bin", "LAUNCHD": str(launchd_dir)})
+    calls = (launchd_dir / "calls").read_text().splitlines() if (launchd_dir / "calls").exists() else []
+    return run, calls, plist, state
+
+
+def test_the_handover_works_on_a_headless_mac_with_nobody_logged_in(tmp_path):
+    run, calls, plist, state = run_handover(tmp_path, gui=False, loaded=False)
+    assert run.returncode == 0, run.stderr
+    # No gui/501 domain: nothing to boot out or disable there; the plist moved out of LaunchAgents is what counts.
+    assert calls == ["launchctl print gui/501/ai.openclaw.gateway", "launchctl print user/501/ai.openclaw.gateway",
+                     "launchctl print gui/501", f"chown -R {role.USER}:{role.USER} {state}"]
+    assert not plist.exists() and (plist.parent.parent / "LaunchAgents-disabled-by-openclaw-kit" / plist.name).exists()
+    assert (state / "openclaw.json").exists()
+
+
+def test_the_handover_boots_out_and_disables_an_agent_of_a_logged_in_user(tmp_path):
+    run, calls, plist, _ = run_handover(tmp_path, gui=True, loaded=True)
+    assert run.returncode == 0, run.stderr
+    assert calls[:5] == ["launchctl print gui/501/ai.openclaw.gateway", "launchctl bootout gui/501/ai.openclaw.gateway",
+                         "launchctl print user/501/ai.openclaw.gateway", "launchctl print gui/501",
+                         "launchctl disable gui/501/ai.openclaw.gateway"]
+    assert not plist.exists() and "was booted out" in run.stderr
 
 
 def test_a_drifted_account_is_put_back_with_its_own_uid():
@@ -186,16 +307,45 @@ def test_the_pinned_darwin_checksums_are_those_of_the_official_shasums():
     }
 
 
-def test_the_gateway_plist_parses_uses_only_launchd_keys_and_holds_no_secret():
+GATEWAY_PLIST = {
+    "Label": "ai.openclaw.gateway",
+    "ProgramArguments": ["/usr/local/libexec/openclaw-kit-gateway"],
+    "UserName": "_openclaw",
+    "GroupName": "_openclaw",
+    "RunAtLoad": True,
+    "KeepAlive": {"SuccessfulExit": False},  # with the start script's 78 -> 0: no restart after a config error
+    "ThrottleInterval": 10,
+    "ExitTimeOut": 330,
+    "ProcessType": "Interactive",
+    "Umask": 0o077,
+    "WorkingDirectory": "/var/db/openclaw",
+    "EnvironmentVariables": {
+        "HOME": "/var/db/openclaw",
+        "PATH": "/opt/openclaw/current/bin:/usr/bin:/bin",
+        "OPENCLAW_STATE_DIR": "/var/db/openclaw",
+        "OPENCLAW_CONFIG_PATH": "/var/db/openclaw/openclaw.json",
+        "OPENCLAW_SUPERVISOR_MODE": "external",
+        "OPENCLAW_SERVICE_REPAIR_POLICY": "external",
+        "OPENCLAW_NO_AUTO_UPDATE": "1",
+        "OPENCLAW_OFFLINE": "1",
+        "OPENCLAW_DISABLE_BONJOUR": "1",
+    },
+    "StandardOutPath": "/var/log/openclaw/gateway.stdout.log",
+    "StandardErrorPath": "/var/log/openclaw/gateway.stderr.log",
+}
+
+
+def test_the_gateway_plist_is_the_documented_one_key_by_key_and_holds_no_secret():
     text = launchd.plist_text(role.gateway_plist(settings()))
-    plist = plistlib.loads(text.encode())
-    assert set(plist) <= launchd.KEYS
-    assert plist["Label"] == "ai.openclaw.gateway" and plist["UserName"] == "_openclaw"
-    assert plist["RunAtLoad"] is True and plist["KeepAlive"] is True and plist["Umask"] == 0o077
-    assert plist["ThrottleInterval"] > 0 and plist["ExitTimeOut"] > 0
-    assert plist["StandardErrorPath"].startswith(role.LOG_DIR + "/")
-    assert not any("TOKEN" in key or "SECRET" in key for key in plist["EnvironmentVariables"])
+    assert set(plistlib.loads(text.encode())) <= launchd.KEYS
+    # Values and types, nested ones too (True == 1 in Python; RunAtLoad 1 is no <true/>).
+    assert differences(plistlib.loads(text.encode()), GATEWAY_PLIST) == []
     assert "t" * 64 not in text
+
+
+@needs_plistutil
+def test_the_gateway_plist_reads_the_same_with_libplist():
+    assert differences(libplist_parse(launchd.plist_text(role.gateway_plist(settings()))), GATEWAY_PLIST) == []
 
 
 def test_the_account_id_is_the_first_free_one_below_500():
@@ -204,8 +354,7 @@ def test_the_account_id_is_the_first_free_one_below_500():
     assert role.free_id(taken) == 400
     assert role.free_id(taken | {400, 401}) == 402
     assert role.DirectoryUser().process(recorded("dscl-read-_openclaw.txt").splitlines())["UniqueID"] == "400"
-    assert role.UserAgents().process(recorded("user-agent.txt").splitlines()) == [
-        ("admin", "/Users/admin/Library/LaunchAgents/ai.openclaw.gateway.plist")]
+    assert role.UserAgents().process(recorded("user-agent.txt").splitlines()) == [("admin", "ai.openclaw.gateway", AGENT)]
 
 
 SCRIPTS = {
@@ -218,34 +367,104 @@ SCRIPTS = {
         url="https://nodejs.org/dist/v24.21.0/node-v24.21.0-darwin-arm64.tar.gz", archive="/opt/openclaw/downloads/n.tar.gz",
         proxy="http://proxy.example:3128"),
     "switch": lambda: "#!/bin/sh\n" + render("openclaw", "macos/switch-release.sh.j2", release=RELEASE, current=role.CURRENT),
-    "handover": lambda: "#!/bin/sh\n" + render("openclaw", "macos/user-agent-handover.sh.j2", label=role.LABEL, user="admin",
-                                               plist="/Users/admin/Library/LaunchAgents/ai.openclaw.gateway.plist",
-                                               user_state="/Users/admin/.openclaw", state_dir=role.STATE_DIR,
-                                               service_user=role.USER),
+    "handover": lambda: "#!/bin/sh\n" + role.handover_script("admin", role.LABEL, AGENT),
 }
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (./kit installs it)")
 @pytest.mark.parametrize("name", list(SCRIPTS))
-def test_the_macos_gateway_scripts_pass_shellcheck(name, tmp_path):
+def test_the_macos_gateway_scripts_are_posix_sh_for_macos_bin_sh(name, tmp_path):
+    # macOS' /bin/sh is bash 3.2 (in POSIX mode) or dash: POSIX sh, nothing of bash 4.
     (tmp_path / "script").write_text(SCRIPTS[name]())
-    checked = subprocess.run(["shellcheck", "--severity=style", str(tmp_path / "script")], capture_output=True, text=True)
+    checked = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(tmp_path / "script")],
+                             capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout
+    assert not bash4_features(SCRIPTS[name]())
 
 
-def test_the_start_script_reads_the_secrets_file_and_runs_the_current_release():
-    text = SCRIPTS["gateway"]()
-    assert f". {role.ENV_FILE}" in text and f"exec {role.CURRENT}/bin/openclaw gateway --port 18789" in text
+def bash4_features(text: str) -> list[str]:
+    """What bash 3.2 (macOS' /bin/bash) lacks, should a script ever be run by bash instead of sh."""
+    patterns = {"mapfile/readarray": r"\b(mapfile|readarray)\b", "case conversion": r"\$\{\w+(,,?|\^\^?)\}",
+                "associative array": r"\b(declare|typeset|local)\s+-[a-zA-Z]*A", "nameref": r"\b(declare|local)\s+-n",
+                "|& or &>>": r"\|&|&>>", "coproc": r"\bcoproc\b", ";;& or ;&": r";;&|;&\s*$"}
+    return [name for name, pattern in patterns.items() if re.search(pattern, text, re.MULTILINE)]
 
 
-def test_the_start_script_runs_the_gateway_with_the_secrets_of_the_env_file(tmp_path):
+def test_the_bash4_check_finds_what_bash_3_2_lacks():
+    assert bash4_features('mapfile -t lines < f\necho "${x,,}"\ndeclare -A seen\n') == [
+        "mapfile/readarray", "case conversion", "associative array"]
+    assert bash4_features('echo "${x%%=*}" "${x#*=}"\n') == []
+
+
+def start_script(tmp_path, gateway: str) -> Path:
+    """The start script with a stand-in openclaw running `gateway` (sh) and a secrets file."""
     (tmp_path / "current" / "bin").mkdir(parents=True)
     fake = tmp_path / "current" / "bin" / "openclaw"
-    fake.write_text('#!/bin/sh\necho "args $*"\necho "token $OPENCLAW_GATEWAY_TOKEN"\n')
+    fake.write_text("#!/bin/sh\n" + gateway)
     fake.chmod(0o755)
     (tmp_path / "gateway.env").write_text("OPENCLAW_GATEWAY_TOKEN='s3cret with space'\n")
     data = {**role.cli_data(), "current": str(tmp_path / "current"), "env_file": str(tmp_path / "gateway.env")}
     (tmp_path / "start").write_text(render("openclaw", "macos/openclaw-kit-gateway.j2", port=18789, **data))
-    run = subprocess.run(["sh", str(tmp_path / "start")], capture_output=True, text=True, timeout=30)
-    assert run.returncode == 0, run.stderr
+    return tmp_path / "start"
+
+
+SH = shutil.which("dash") or "sh"
+
+
+def test_the_start_script_runs_the_gateway_with_the_secrets_of_the_env_file(tmp_path):
+    script = start_script(tmp_path, 'echo "args $*"\necho "token $OPENCLAW_GATEWAY_TOKEN"\nexit 3\n')
+    run = subprocess.run([SH, str(script)], capture_output=True, text=True, timeout=30)
     assert run.stdout.splitlines() == ["args gateway --port 18789", "token s3cret with space"]
+    assert run.returncode == 3, run.stderr  # a failure of its own: non-zero, so KeepAlive {SuccessfulExit: false} restarts it
+
+
+@pytest.mark.parametrize(("gateway_exit", "script_exit", "said"), [
+    (78, 0, "exited 78 (its config was rejected); launchd does not restart it"),  # RestartPreventExitStatus=78
+    (1, 1, ""),
+    (0, 1, "exited by itself; launchd starts it again"),  # Restart=always restarts a clean exit too
+])
+def test_the_start_script_turns_exit_78_into_no_restart_and_any_other_exit_into_a_restart(
+        tmp_path, gateway_exit, script_exit, said):
+    run = subprocess.run([SH, str(start_script(tmp_path, f"exit {gateway_exit}\n"))], capture_output=True, text=True,
+                         timeout=30)
+    assert run.returncode == script_exit, run.stderr
+    assert said in run.stderr
+
+
+def test_a_stop_by_launchd_reaches_the_gateway_and_ends_with_its_status(tmp_path):
+    # launchd stops a job with SIGTERM to its process: the script passes it on and waits for the gateway.
+    gateway = f'trap \'echo stopped > {tmp_path}/stopped; exit 0\' TERM\necho up > {tmp_path}/up\nwhile :; do sleep 0.1; done\n'
+    started = subprocess.Popen([SH, str(start_script(tmp_path, gateway))], stderr=subprocess.PIPE, text=True)
+    for _ in range(100):
+        if (tmp_path / "up").exists():
+            break
+        time.sleep(0.05)
+    started.send_signal(signal.SIGTERM)
+    assert started.wait(timeout=10) == 0, started.stderr.read()
+    assert (tmp_path / "stopped").read_text() == "stopped\n" and started.stderr.read() == ""
+
+
+def newsyslog_entries(text: str) -> list[list[str]]:
+    """newsyslog.conf(5): per line logfile_name [owner:group] mode count size when [flags] [pid_file] [sig_num];
+    '#' starts a comment. Checked field by field, as newsyslog parses them."""
+    entries = []
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        assert fields[0].startswith("/"), line
+        rest = fields[2:] if ":" in fields[1] else fields[1:]
+        mode, count, size, when, *more = rest
+        assert re.fullmatch(r"[0-7]{3}", mode) and count.isdigit() and (size == "*" or size.isdigit()), line
+        assert when == "*" or re.fullmatch(r"\d*(@|\$)?[\dTDWM]*", when), line
+        assert not more or (set(more[0]) <= set("-BCDGJNUWXZ") and len(more) <= 3), line
+        entries.append(fields)
+    return entries
+
+
+def test_the_gateways_logs_are_rotated_by_newsyslog():
+    text = uploads(openclaw, settings(), FRESH)[role.NEWSYSLOG].decode()
+    assert newsyslog_entries(text) == [
+        [GATEWAY_PLIST["StandardOutPath"], "_openclaw:_openclaw", "640", "5", "10240", "*", "N"],
+        [GATEWAY_PLIST["StandardErrorPath"], "_openclaw:_openclaw", "640", "5", "10240", "*", "N"],
+    ]

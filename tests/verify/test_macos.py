@@ -7,12 +7,14 @@ import json
 
 import pytest
 
+from openclaw_kit import launchd
 from openclaw_kit.layout import GATEWAY_CLI
 from openclaw_kit.secrets import env_file_content
-from roles.base.macos import SOCKETFILTERFW
+from openclaw_kit.templates import render
+from roles.base.macos import NOT_KEPT, POWER, SOCKETFILTERFW, PowerSettings
 from roles.firewall import pf
 from roles.openclaw import CONFIG_DIR, ENV_FILE, LOG_DIR
-from roles.openclaw.launchd import LABEL, LIVE_CONFIG, STATE_DIR, USER
+from roles.openclaw.launchd import LABEL, LIVE_CONFIG, NEWSYSLOG, STATE_DIR, USER, gateway_plist, newsyslog_data
 
 
 def test_the_service_account_is_hidden_without_a_login_shell(target):
@@ -37,10 +39,26 @@ def test_secrets_file_holds_the_current_secrets(target):
 
 
 def test_the_gateway_runs_as_a_launch_daemon_as_the_service_user(target):
-    job = target.output_of(f"launchctl print system/{LABEL}")
-    assert "\tstate = running" in job and f"\tpath = /Library/LaunchDaemons/{LABEL}.plist" in job
-    pid = next(line.split(" = ")[1] for line in job.splitlines() if line.startswith("\tpid = "))
-    assert target.output_of(f"ps -o user= -p {pid}").strip() == USER
+    # Read by the deploy's own parser (openclaw_kit.launchd.LaunchdJob): launchctl print indents with
+    # tabs or with spaces depending on the release, and only the job's own top-level lines count.
+    job = launchd.LaunchdJob().process(target.output_of(f"launchctl print system/{LABEL}").splitlines())
+    assert job is not None, f"{LABEL} is not loaded"
+    assert job["path"] == launchd.plist_path(LABEL), job
+    assert job["state"] == "running" and job["pid"], f"{LABEL} is loaded but not running: {job}"
+    assert target.output_of(f"ps -o user= -p {job['pid']}").strip() == USER
+
+
+def test_the_gateway_plist_is_the_rendered_one_and_no_reload_is_pending(target):
+    expected = hashlib.sha256(launchd.plist_text(gateway_plist(target.settings)).encode()).hexdigest()
+    assert target.output_of(f"shasum -a 256 {launchd.plist_path(LABEL)}").split()[0] == expected
+    pending = launchd.reload_pending_path(LABEL)
+    assert target.output_of(f"test -e {pending} && echo pending || echo none") == "none", (
+        f"{pending} is there: a reload for a new plist failed or was cut off; deploy again")
+
+
+def test_the_gateways_logs_are_rotated(target):
+    expected = hashlib.sha256(render("openclaw", "macos/newsyslog.conf.j2", **newsyslog_data()).encode()).hexdigest()
+    assert target.output_of(f"shasum -a 256 {NEWSYSLOG}").split()[0] == expected
 
 
 def test_the_gateway_listens_on_loopback_only(target):
@@ -80,3 +98,10 @@ def test_sshd_takes_keys_only(target):
     effective = target.output_of("sshd -T 2>/dev/null").splitlines()
     for line in ("passwordauthentication no", "kbdinteractiveauthentication no", "permitemptypasswords no"):
         assert line in effective
+
+
+def test_the_power_settings_are_those_of_a_server_or_recorded_as_not_kept(target):
+    power = PowerSettings().process(target.output_of(PowerSettings().command()).splitlines())
+    not_kept = set(target.output_of(f"cat {NOT_KEPT} 2>/dev/null || true").split())
+    wrong = {key: power.get(key) for key, value in POWER.items() if power.get(key) != value and key not in not_kept}
+    assert not wrong, f"power settings not as the kit set them (and not recorded in {NOT_KEPT}): {wrong}"
