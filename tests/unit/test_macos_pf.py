@@ -378,3 +378,52 @@ def test_a_pf_conf_pfctl_rejects_is_reported_in_pfctls_words_and_left_as_it_was(
     assert f"{tmp_path / 'pf.conf'} is unchanged" in run.stderr
     assert (tmp_path / "pf.conf").read_text() == recorded("pf.conf")
     assert not (tmp_path / "pf.conf.openclaw-kit-new").exists()
+
+
+# --- tests/verify/test_macos.py's pf checks, on reconstructed pfctl listings ------------------------------------
+
+
+class FakeTarget:
+    """tests/verify's target, answering each command from a dict (pfctl's listings reconstructed in
+    its normalised form, `port = N`, one rule per address; none recorded on a Mac)."""
+
+    def __init__(self, settings, outputs: dict[str, str]):
+        self.settings, self.outputs = settings, outputs
+
+    def output_of(self, command: str) -> str:
+        return self.outputs[command]
+
+
+def pf_outputs(s) -> dict[str, str]:
+    def sha(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+    return {
+        "pfctl -s info 2>/dev/null | head -n 3": "Status: Enabled for 0 days 00:10:00           Debug: Urgent\n",
+        "pfctl -sr 2>/dev/null": 'scrub-anchor "com.apple/*" all fragment reassemble\nanchor "com.apple/*" all\n'
+                                 'anchor "openclaw-kit" all\n',
+        f"pfctl -a {pf.ANCHOR} -sr 2>/dev/null": "\n".join([
+            f"block drop in quick on ! lo0 proto tcp from any to any port = {s.gateway_port}",
+            "pass in quick inet proto udp from any port = 67 to any port = 68 keep state",
+            f"pass in quick inet proto tcp from 203.0.113.0/24 to any port = {s.sshd_port} flags any keep state",
+            "block drop in log quick all"]),
+        f"shasum -a 256 {pf.MAIN}": f"{sha(pf.main_ruleset())}  {pf.MAIN}",
+        f"shasum -a 256 {pf.PERSISTED}": f"{sha(pf.ruleset(s))}  {pf.PERSISTED}",
+        f"cat {pf.PF_CONF}": recorded("pf.conf") + "".join(f"{line}\n" for line in pf.PF_CONF_LINES),
+        f"launchctl print system/{pf.BOOT_LABEL}": recorded("launchctl-print-system-org.openclaw-kit.firewall.txt"),
+    }
+
+
+def test_verify_checks_the_running_ruleset_not_only_the_files():
+    from tests.verify import test_macos as verify
+    s = settings()
+    verify.test_pf_is_enabled_with_the_kits_anchor_as_rendered(FakeTarget(s, pf_outputs(s)))
+    verify.test_the_pf_boot_job_is_loaded_and_loads_the_kits_main_ruleset(FakeTarget(s, pf_outputs(s)))
+    # The files all right, but pf running Apple's pf.conf without the kit's anchor (or the old rules).
+    unreferenced = {**pf_outputs(s), "pfctl -sr 2>/dev/null": 'anchor "com.apple/*" all\n'}
+    with pytest.raises(AssertionError):
+        verify.test_pf_is_enabled_with_the_kits_anchor_as_rendered(FakeTarget(s, unreferenced))
+    old_rules = pf_outputs(s)
+    old_rules[f"pfctl -a {pf.ANCHOR} -sr 2>/dev/null"] = old_rules[f"pfctl -a {pf.ANCHOR} -sr 2>/dev/null"].replace(
+        "flags any", "flags S/SA")
+    with pytest.raises(AssertionError):
+        verify.test_pf_is_enabled_with_the_kits_anchor_as_rendered(FakeTarget(s, old_rules))
