@@ -2,9 +2,10 @@
 
 The anchor's rules come from nftables.ruleset_data (one policy, two syntaxes; tests/unit/test_macos.py
 checks both allow the same things). pf's main ruleset is the kit's own file, MAIN (Apple's com.apple
-anchors, then the kit's): macOS updates rewrite /etc/pf.conf, never MAIN. A LaunchDaemon loads MAIN
-and enables pf at boot, and for a while puts MAIN back should Apple's com.apple.pfctl load
-/etc/pf.conf after it; /etc/pf.conf references the anchor too, so that such a load keeps it.
+anchors, then the kit's), which nothing of Apple's writes, unlike /etc/pf.conf (macOS updates reset
+it). A LaunchDaemon loads MAIN and enables pf at boot, and for a while puts MAIN back should
+Apple's com.apple.pfctl load /etc/pf.conf after it; /etc/pf.conf references the anchor too, so
+that such a load keeps it.
 templates/firewall/macos/openclaw-kit-firewall-apply.j2 checks new rules with `pfctl -n`,
 loads them with a launchd one-shot armed to roll them back, and keeps them only when `--confirm`
 arrives over a new SSH connection (openclaw_kit.ssh_confirm), as on Linux.
