@@ -1,11 +1,12 @@
 """The firewall on macOS: the pf anchor `openclaw-kit`, from the same data as the nftables table.
 
 The anchor's rules come from nftables.ruleset_data (one policy, two syntaxes; tests/unit/test_macos.py
-checks both allow the same things). pf's main ruleset is the kit's own file, MAIN (Apple's com.apple
-anchors, then the kit's), which nothing of Apple's writes, unlike /etc/pf.conf (macOS updates reset
-it). A LaunchDaemon loads MAIN and enables pf at boot, and for a while puts MAIN back should
-Apple's com.apple.pfctl load /etc/pf.conf after it; /etc/pf.conf references the anchor too, so
-that such a load keeps it.
+checks both allow the same things). /etc/pf.conf gets two lines referencing the anchor, after
+Apple's com.apple anchors, which stay as they are, so that Apple's com.apple.pfctl, which loads it at
+boot, keeps the anchor. But pf's main ruleset is the kit's own file, MAIN (Apple's anchors, then the
+kit's), which nothing of Apple's writes, unlike /etc/pf.conf (macOS updates reset it). A LaunchDaemon
+loads MAIN and enables pf at boot, and for a while puts MAIN back should com.apple.pfctl load
+/etc/pf.conf after it, stripped of the kit's lines.
 templates/firewall/macos/openclaw-kit-firewall-apply.j2 checks new rules with `pfctl -n`,
 loads them with a launchd one-shot armed to roll them back, and keeps them only when `--confirm`
 arrives over a new SSH connection (openclaw_kit.ssh_confirm), as on Linux.
