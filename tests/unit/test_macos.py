@@ -1,6 +1,6 @@
 """The macOS path on recorded facts of a macOS 15 Apple-silicon host (tests/unit/fixtures/macos15_arm64/):
-the platform rows and settings errors, the pf ruleset against the nftables one, the firewall role's
-operations on a fresh, a converged and a drifted Mac, the plists, and a --dry deploy. Never run on a Mac."""
+the platform rows and settings errors, the pf ruleset against the nftables one, the plists, the pf apply
+script, and a --dry deploy (the firewall role's exact commands: test_macos_pf.py). Never run on a Mac."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from openclaw_kit import launchd
 from openclaw_kit.platform import PLATFORMS, System, platform_of_system, system_problem
 from openclaw_kit.settings import SettingsError, validate_hosts
 from openclaw_kit.templates import render
-from roles.firewall import firewall, nftables, pf
+from roles.firewall import nftables, pf
 from tests.unit.fake_host import ENV
-from tests.unit.macos_host import FRESH, file_responses, recorded, run_role, uploads
+from tests.unit.macos_host import FRESH, recorded
 from tests.unit.test_firewall import COMBINATIONS
 
 GOOD = {"domain": "gw.example.com", "admin_email": "admin@example.com", "admin_cidrs": ["203.0.113.0/24"]}
@@ -131,10 +131,14 @@ def nft_allows(text: str) -> set[tuple]:
     return allowed
 
 
+# pf only: macOS' DHCP client receives on a UDP socket that pf filters (Linux's use raw sockets).
+PF_DHCPV4 = "pass in quick inet proto udp from any port 67 to any port 68"
+
+
 def pf_allows(text: str) -> set[tuple]:
     allowed = set()
     for line in text.splitlines():
-        if not line.startswith("pass in quick") or " port " not in line:
+        if not line.startswith("pass in quick") or " port " not in line or line == PF_DHCPV4:
             continue
         iface = re.search(r"quick on (! )?(\w+) ", line)
         family = "6" if " inet6 " in line else "4" if " inet " in line else "any"
@@ -156,6 +160,7 @@ def test_pf_and_nftables_allow_the_same_things(data):
     s = settings(**data)
     nft, pf_rules = nftables.ruleset(s), pf.ruleset(s)
     assert pf_allows(pf_rules) == nft_allows(nft)
+    assert PF_DHCPV4 in pf_rules.splitlines()
     assert nft_allows(nft), "the comparison must compare something"
     # The gateway: dropped from anywhere but loopback, first.
     first = [line for line in pf_rules.splitlines() if line and not line.startswith(("#", "table"))][0]
@@ -176,97 +181,7 @@ def test_the_comparison_catches_a_difference():
     assert pf_allows(pf.ruleset(settings(sshd_port=2222))) != nft_allows(nftables.ruleset(s))
 
 
-# --- the firewall role's operations: fresh, converged, drifted ------------------------------------------------------
-
-
-def converged_responses(s) -> dict:
-    """What a Mac answers once the kit's firewall is in place: every uploaded file with its content
-    and mode, pf.conf with the kit's two lines, the anchor confirmed and live, the boot job loaded."""
-    files = uploads(firewall, s, FRESH)
-    rules = pf.ruleset(s)
-    sha = hashlib.sha256(rules.encode()).hexdigest()
-    live = "f" * 64
-    pf_conf = recorded("pf.conf") + "".join(f"{line}\n" for line in pf.PF_CONF_LINES)
-    grep = [line for line in pf_conf.splitlines() if re.match(r'^(load )?anchor "openclaw-kit"', line)]
-    modes = {pf.APPLY: ("-rwxr-x---", "root", "wheel"), pf.DESIRED: ("-rw-------", "root", "wheel")}
-    plists = {f"{launchd.DAEMONS}/{path.rsplit('/', 1)[1]}": content for path, content in files.items()
-              if path.startswith(launchd.CANDIDATES)}
-    directories = {"/usr/local/sbin": ("drwxr-xr-x", "root", "wheel"), pf.STATE_DIR: ("drwx------", "root", "wheel")}
-    return {
-        "pfctl -a openclaw-kit -sr": [f"persisted {sha}", f"marker {sha} {live}", f"live {live}", "enabled 1"],
-        "launchctl print system/org.openclaw-kit.firewall": recorded("launchctl-print-system-org.openclaw-kit.firewall.txt"),
-        re.compile(r'grep -E -e .*anchor "openclaw-kit".* /etc/pf.conf'): grep,
-        **file_responses({**{p: c for p, c in files.items() if not p.startswith(launchd.CANDIDATES)}, **plists,
-                          pf.PERSISTED: rules}, modes),
-        **{re.compile(rf"stat .*{re.escape(path)}( |'|$)"): f"user={u} group={g} mode={m} atime=1 mtime=1 ctime=1 size=64 {path}"
-           for path, (m, u, g) in directories.items()},
-        **FRESH,
-    }
-
-
-def names(planned) -> list[str]:
-    return [name.removeprefix("firewall | ") for name, _ in planned]
-
-
-def test_a_fresh_mac_gets_the_anchor_referenced_loaded_confirmed_and_enabled_at_boot():
-    planned = run_role(firewall, settings(), FRESH)
-    assert names(planned) == [
-        "Directory /usr/local/sbin",
-        f"Firewall state directory {pf.STATE_DIR}",
-        f"Apply script {pf.APPLY}",
-        f"Desired pf rules {pf.DESIRED}",
-        f"Empty anchor file {pf.PERSISTED} until rules are confirmed",
-        "/etc/pf.conf references the anchor openclaw-kit (Apple's lines untouched), checked with pfctl -n",
-        "Load the pf anchor openclaw-kit (rolled back in 45 s unless confirmed)",
-        "Confirm the firewall",
-        f"pf enabled with the kit's anchor at boot: {launchd.DAEMONS}/{pf.BOOT_LABEL}.plist",
-        f"pf enabled with the kit's anchor at boot: load {pf.BOOT_LABEL} (launchctl bootstrap system)",
-    ]
-    commands = {name.removeprefix("firewall | "): c for name, c in planned}
-    assert commands["Load the pf anchor openclaw-kit (rolled back in 45 s unless confirmed)"] == [
-        f"{pf.APPLY} --timeout 45 {pf.DESIRED}"]
-    assert commands[f"pf enabled with the kit's anchor at boot: load {pf.BOOT_LABEL} (launchctl bootstrap system)"] == [
-        f"launchctl enable system/{pf.BOOT_LABEL}", f"launchctl bootstrap system {launchd.DAEMONS}/{pf.BOOT_LABEL}.plist"]
-    plist_op = commands[f"pf enabled with the kit's anchor at boot: {launchd.DAEMONS}/{pf.BOOT_LABEL}.plist"]
-    # plutil -lint checks the candidate before it replaces the live plist.
-    lint = next(i for i, c in enumerate(plist_op) if "plutil -lint -s" in c)
-    promote = next(i for i, c in enumerate(plist_op) if c.startswith("cp -p "))
-    assert lint < promote
-
-
-def test_a_converged_mac_plans_nothing():
-    s = settings()
-    assert run_role(firewall, s, converged_responses(s)) == []
-
-
-@pytest.mark.parametrize(("drift", "expected"), [
-    ({"pfctl -a openclaw-kit -sr": None}, ["Load the pf anchor", "Confirm the firewall"]),  # a hand edit of the live anchor
-    ({"enabled": None}, ["Load the pf anchor", "Confirm the firewall"]),  # pf switched off (pfctl -d)
-    ({re.compile(r'grep -E -e .*anchor "openclaw-kit".* /etc/pf.conf'): "__pyinfra_exists_/etc/pf.conf"},
-     ["/etc/pf.conf references the anchor"]),  # a macOS update put Apple's pf.conf back
-    ({"launchctl print system/org.openclaw-kit.firewall": ""}, ["pf enabled with the kit's anchor at boot: load"]),
-], ids=["live anchor edited", "pf disabled", "pf.conf reset by an update", "boot job unloaded"])
-def test_a_drifted_mac_gets_only_what_drifted_put_back(drift, expected):
-    s = settings()
-    responses = converged_responses(s)
-    status = responses["pfctl -a openclaw-kit -sr"]
-    if "pfctl -a openclaw-kit -sr" in drift:
-        responses["pfctl -a openclaw-kit -sr"] = [*status[:2], "live " + "0" * 64, status[3]]
-    elif "enabled" in drift:
-        responses["pfctl -a openclaw-kit -sr"] = [*status[:3], "enabled 0"]
-    else:
-        responses = {**drift, **responses}
-        responses.update(drift)
-    planned = names(run_role(firewall, s, responses))
-    assert len(planned) == len(expected), planned
-    assert all(name.startswith(prefix) for name, prefix in zip(planned, expected, strict=True)), planned
-
-
-def test_new_settings_reload_the_anchor_only():
-    responses = converged_responses(settings())
-    planned = names(run_role(firewall, settings(sshd_port=2222), responses))
-    assert planned == [f"Desired pf rules {pf.DESIRED}",
-                       "Load the pf anchor openclaw-kit (rolled back in 45 s unless confirmed)", "Confirm the firewall"]
+# The firewall role's exact commands on a fresh, a converged and a drifted Mac: tests/unit/test_macos_pf.py.
 
 
 # --- plists -----------------------------------------------------------------------------------------------------
@@ -494,7 +409,7 @@ def test_pf_conf_gets_the_kits_lines_after_apples_and_only_once(tmp_path):
     assert pf_conf_reference(tmp_path).returncode == 0
     assert (tmp_path / "pf.conf").read_text() == text, "a second run adds nothing"
     calls = (tmp_path / "calls").read_text().splitlines()
-    assert calls[0].startswith("pfctl -n -f ") and calls[1] == f"pfctl -f {tmp_path / 'pf.conf'}"
+    assert calls == [f"pfctl -n -f {tmp_path / 'pf.conf.openclaw-kit-new'}"] * 2, "checked, not loaded: pf runs pf.MAIN"
 
 
 def test_a_pf_conf_pfctl_rejects_is_not_written(tmp_path):

@@ -79,12 +79,27 @@ def test_security_audit_has_no_critical_or_warning_findings(target):
 
 def test_pf_is_enabled_with_the_kits_anchor_as_rendered(target):
     assert target.output_of("pfctl -s info 2>/dev/null | head -n 3").count("Status: Enabled") == 1
-    rules = target.output_of(f"pfctl -a {pf.ANCHOR} -sr 2>/dev/null")
-    assert "block drop in log quick all" in rules and f"port = {target.settings.gateway_port}" in rules
+    # The running main ruleset references the anchor (`anchor "openclaw-kit" all`), after Apple's.
+    main = target.output_of("pfctl -sr 2>/dev/null").splitlines()
+    anchors = [line.split('"')[1] for line in main if line.startswith('anchor "')]
+    assert pf.ANCHOR in anchors and anchors.index("com.apple/*") < anchors.index(pf.ANCHOR), main
+    # The running anchor has the rendered rules, as pfctl lists them (one rule per address, `port = N`).
+    rules = target.output_of(f"pfctl -a {pf.ANCHOR} -sr 2>/dev/null").splitlines()
+    assert "block drop in log quick all" in rules and any(f"port = {target.settings.gateway_port}" in r for r in rules)
+    assert any(f"port = {target.settings.sshd_port} flags any keep state" in r for r in rules if r.startswith("pass in")), rules
+    assert any("port = 67 to any port = 68" in r for r in rules), "DHCPv4 replies"
+    # The files the boot job loads: the kit's main ruleset and the confirmed anchor.
+    assert target.output_of(f"shasum -a 256 {pf.MAIN}").split()[0] == hashlib.sha256(pf.main_ruleset().encode()).hexdigest()
     persisted = target.output_of(f"shasum -a 256 {pf.PERSISTED}").split()[0]
     assert persisted == hashlib.sha256(pf.ruleset(target.settings).encode()).hexdigest()
     conf = target.output_of(f"cat {pf.PF_CONF}").splitlines()
     assert all(line in conf for line in pf.PF_CONF_LINES) and 'anchor "com.apple/*"' in conf
+
+
+def test_the_pf_boot_job_is_loaded_and_loads_the_kits_main_ruleset(target):
+    job = target.output_of(f"launchctl print system/{pf.BOOT_LABEL}")
+    assert f"path = /Library/LaunchDaemons/{pf.BOOT_LABEL}.plist" in job
+    assert f"program = {pf.APPLY}" in job and "--boot" in job, job
 
 
 def test_the_application_firewall_is_on_in_stealth_mode(target):
