@@ -7,6 +7,8 @@ real Mac.
 
 from __future__ import annotations
 
+from openclaw_kit.platform_types import System
+
 # What differs on macOS, in the fields of platform.Platform.
 MACOS = dict(
     family="macos",
@@ -55,7 +57,5 @@ def macos_major(product_version: str | None) -> int | None:
 def macos_system(host):
     """The System of a Darwin host, from sw_vers and uname -m."""
     from pyinfra.facts.server import Arch, MacosVersion
-
-    from openclaw_kit.platform import System
 
     return System("Darwin", "macOS", macos_major(host.get_fact(MacosVersion)), arch=host.get_fact(Arch))
