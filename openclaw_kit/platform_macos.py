@@ -21,8 +21,22 @@ MACOS = dict(
     log_group="admin",
     nologin="/usr/bin/false",
     sshd="/usr/sbin/sshd",
-    # Not wireguard, nginx, fail2ban, logs, backup, audit, tls (yet): settings/macos.py refuses their settings.
+    # Not wireguard, nginx, fail2ban, logs, backup, audit, tls (yet): a Mac refuses the settings only they read.
     roles=frozenset({"base", "firewall", "openclaw"}),
+    # What roles/base/macos.py and roles/openclaw/launchd.py do not do that their Linux backends do.
+    unhonoured_settings={
+        "hostname": "the kit does not set a Mac's names (scutil) yet",
+        "proxy_ca_file": "installed into Debian's trust store; the macOS keychain is not managed by the kit",
+        "ipv6_accept_ra": "a Linux sysctl; macOS has no equivalent the kit sets",
+        "unattended_reboot": "an unattended-upgrades (apt) option; macOS installs its security updates itself",
+        "unattended_reboot_time": "an unattended-upgrades (apt) option; macOS installs its security updates itself",
+        "login_umask": "set in Linux's /etc/profile.d; the kit does not set a Mac's login umask",
+        "core_dumps": "set by Linux's limits, sysctl and systemd-coredump; the kit does not change a Mac's",
+        "blocked_kernel_modules": "a Linux modprobe list; macOS loads kernel extensions by its own approval",
+        "cron_root_only": "Linux's cron directories; the kit does not change a Mac's cron",
+        "login_banner": "shown from Linux's /etc/issue.net; the Mac's sshd drop-in has no Banner",
+        "gateway_start_timeout_seconds": "a deploy waits a fixed 180 s for the macOS LaunchDaemon",
+    },
 )
 
 # major version (sw_vers -productVersion) -> label. 14 is the oldest the kit accepts: the first with

@@ -5,7 +5,8 @@ rows) imports them from here: platform.py imports platform_macos.py, never the o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,9 @@ class Platform:
     log_group: str  # the group that may read system logs: adm
     nologin: str  # the shell of accounts nobody logs in to
     sshd: str  # the sshd binary
-    roles: frozenset[str]  # the roles the kit has for this platform; deploy.py skips the others (roles_for)
+    # The roles the kit has for this platform: deploy.py skips the others (roles_for) and a host refuses the
+    # settings only they read (openclaw_kit/settings/platforms.py).
+    roles: frozenset[str]
     # apt's security suite (empty on macOS, which has no apt):
     codename: str = ""  # the release's code name (bookworm): its security suite is <codename>-security
     security_uri: str = ""  # where that suite is served, should apt's sources lack it
@@ -33,6 +36,9 @@ class Platform:
     # where the distro socket-activates sshd by default with the port from sshd_config ("": it does not)
     sshd_service: str = ""
     sshd_socket: str = ""
+    # Settings of roles this platform runs that its mechanisms do not honour: setting -> why. Refused
+    # like the settings of the roles it does not run.
+    unhonoured_settings: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 
