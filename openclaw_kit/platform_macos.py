@@ -37,6 +37,12 @@ MACOS = dict(
         "login_banner": "shown from Linux's /etc/issue.net; the Mac's sshd drop-in has no Banner",
         "gateway_start_timeout_seconds": "a deploy waits a fixed 180 s for the macOS LaunchDaemon",
     },
+    one_value_settings={
+        "sshd_port": (22, "on macOS sshd listens where launchd's com.openssh.sshd socket does (22); the kit does "
+                          "not move it"),
+        "node_source": ("nodejs-dist", "on macOS only 'nodejs-dist' (the official darwin tarball); the npm "
+                                       "node-darwin-* packages are stale"),
+    },
 )
 
 # major version (sw_vers -productVersion) -> label. 14 is the oldest the kit accepts: the first with

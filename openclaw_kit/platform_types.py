@@ -39,6 +39,8 @@ class Platform:
     # Settings of roles this platform runs that its mechanisms do not honour: setting -> why. Refused
     # like the settings of the roles it does not run.
     unhonoured_settings: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # Settings it honours with one value only: setting -> (that value, why); another value is refused.
+    one_value_settings: Mapping[str, tuple[object, str]] = field(default_factory=dict, hash=False)
 
 
 

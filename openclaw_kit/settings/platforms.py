@@ -3,7 +3,8 @@
 A setting belongs to the role of the model it lives in (each model's ROLE); a field that more roles
 read names them all (`json_schema_extra={"roles": [...]}`). A platform refuses a setting the
 inventory gives when it runs none of the setting's roles, or when its row names the setting among
-its `unhonoured_settings` (a mechanism of a role it runs that does not do what the setting asks).
+its `unhonoured_settings` (a mechanism of a role it runs that does not do what the setting asks);
+one of its `one_value_settings` is refused with any other value.
 A setting left out is never refused: its default is what the platform does anyway. Nor is a
 required one, which cannot be left out (admin_email on macOS, where nothing reads it).
 """
@@ -27,9 +28,9 @@ def refusal(platform: Platform, setting: str) -> str | None:
     """Why `platform` does not honour `setting` (the rule of the error), or None when it does."""
     roles = roles_of(setting)
     if not platform.roles & set(roles):
-        names = " and ".join(roles)
-        return f"only role{'s' if len(roles) > 1 else ''} {names} read{'' if len(roles) > 1 else 's'} it, " \
-               f"which {platform.label} does not run"
+        if len(roles) == 1:
+            return f"only role {roles[0]} reads it, which {platform.label} does not run (yet)"
+        return f"only roles {', '.join(roles)} read it, none of which {platform.label} runs (yet)"
     return platform.unhonoured_settings.get(setting)
 
 
@@ -41,18 +42,9 @@ def platform_problems(name: str, platform: Platform, settings: HostSettings) -> 
         if setting in settings.model_fields_set and not HostSettings.model_fields[setting].is_required()
         and (rule := refusal(platform, setting))
     ]
-    if platform.family == "macos":
-        problems.extend(macos_value_problems(name, settings))
-    return problems
-
-
-def macos_value_problems(name: str, settings: HostSettings) -> list[str]:
-    """Settings a Mac honours with one value only."""
-    problems = []
-    if settings.sshd_port != 22:
-        problems.append(f"host {name}: sshd_port = {settings.sshd_port}: on macOS sshd listens where launchd's "
-                        "com.openssh.sshd socket does (22); the kit does not move it")
-    if settings.node_source != "nodejs-dist":
-        problems.append(f"host {name}: node_source = {settings.node_source!r}: on macOS only 'nodejs-dist' (the "
-                        "official darwin tarball); the npm node-darwin-* packages are stale")
+    problems.extend(
+        f"host {name}: {setting} = {getattr(settings, setting)!r}: {why}"
+        for setting, (value, why) in platform.one_value_settings.items()
+        if getattr(settings, setting) != value
+    )
     return problems

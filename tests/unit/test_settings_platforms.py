@@ -91,8 +91,6 @@ SAMPLES: dict[str, tuple[object, dict]] = {
 # Required settings cannot be refused (they cannot be left out): these are validated on a platform whose
 # roles do not read them. Each is said in its description; a new one fails test_each_pair.
 REQUIRED_UNREAD = {("macOS", "admin_email")}
-# Settings a Mac honours with one value only (settings/platforms.py, macos_value_problems).
-MACOS_ONE_VALUE = {"sshd_port", "node_source"}
 
 
 def fake_responses(key: tuple) -> dict:
@@ -213,8 +211,8 @@ def test_each_pair_is_used_or_refused_before_any_change(key, setting, pem):
         lines = [line for line in error.problems if line.startswith(f"host h: {setting} = ")]
         assert lines, error.problems
         assert HostSettings.model_fields[setting].is_required() is False
-        if platform.family == "macos" and setting in MACOS_ONE_VALUE:
-            return  # honoured with its default only, refused with another
+        if setting in platform.one_value_settings:
+            return  # honoured with that value only
         # The rule is the platform's (what docs/settings.md's platforms are made from), and it is true: the
         # platform's roles do nothing with the setting.
         assert refusal(platform, setting)
