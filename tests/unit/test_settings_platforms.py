@@ -1,10 +1,12 @@
 """Every (platform, setting) pair: the setting is either used there (the platform's roles, run on a fake
 host of that platform, plan something else when it changes) or refused before any change (validate_hosts
-names host, setting, value and rule). And the platform table's modules import without a cycle."""
+names host, setting, value and rule), and then really unused. Rows that run the same code (the Linux
+rows; the macOS rows) are planned on the first of them. And the platform modules import no cycle."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from pyinfra.api.connect import connect_all
 from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 
 import roles.openclaw.systemd
-from openclaw_kit.platform import PLATFORMS, platform_of
+from openclaw_kit.platform import PLATFORMS, System, platform_of
 from openclaw_kit.settings import HostSettings, SettingsError, validate_hosts
 from openclaw_kit.settings.platforms import refusal, roles_of
 from roles.base.debian import SYSCTL
@@ -121,8 +123,6 @@ _inventories = []  # kept: the kit caches per run by id(inventory), which a coll
 def planned(data: dict, key: tuple) -> list:
     """Every command and uploaded file's content of the platform's roles, run on a fake host of that platform
     whose inventory data is `data` (role wireguard reads the inventory's settings itself)."""
-    import importlib
-
     inventory = Inventory(([("@fake/h", {"fake_delay": 0, "fake_delay_jitter": 0,
                                          "fake_responses": fake_responses(key), **data})], {}))
     _inventories.append(inventory)
@@ -230,9 +230,7 @@ def test_each_pair_is_used_or_refused_before_any_change(key, setting, pem):
         f"unhonoured_settings) or use it (roles {roles_of(setting)})")
 
 
-def _system(key: tuple):
-    from openclaw_kit.platform import System
-
+def _system(key: tuple) -> System:
     distribution, major, minor = key
     if distribution == "macOS":
         return System("Darwin", "macOS", major, arch="arm64")
