@@ -9,40 +9,11 @@ the platform's name for it, e.g. roles/firewall/nftables.py for `firewall="nftab
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pyinfra import logger
 
 from openclaw_kit.errors import SettingsError
-from openclaw_kit.platform_macos import MACOS, MACOS_RELEASES, macos_problem
-
-
-@dataclass(frozen=True)
-class Platform:
-    label: str  # for people: "Debian 12"
-    family: str  # templates that differ by platform live in templates/<role>/<family>/
-    package_manager: str  # apt
-    service_manager: str  # systemd
-    firewall: str  # nftables
-    scheduler: str  # cron.d
-    log_rotation: str  # logrotate
-    root_group: str  # the group of root-owned files: root (wheel on macOS)
-    log_group: str  # the group that may read system logs: adm
-    nologin: str  # the shell of accounts nobody logs in to
-    sshd: str  # the sshd binary
-    roles: frozenset[str]  # the roles the kit has for this platform; deploy.py skips the others (roles_for)
-    # apt's security suite (empty on macOS, which has no apt):
-    codename: str = ""  # the release's code name (bookworm): its security suite is <codename>-security
-    security_uri: str = ""  # where that suite is served, should apt's sources lack it
-    security_components: str = ""  # the components the kit adds it with
-    archive_keyring: str = ""  # the keyring that signs it (Signed-By)
-    # unattended-upgrades' Origins-Pattern entries that match the security suite and nothing else
-    security_origins: tuple[str, ...] = ()
-    # sshd's systemd units: the service reloaded for a new drop-in, and the socket that starts it
-    # where the distro socket-activates sshd by default with the port from sshd_config ("": it does not)
-    sshd_service: str = ""
-    sshd_socket: str = ""
-
+from openclaw_kit.platform_macos import MACOS, MACOS_RELEASES, macos_problem, macos_system
+from openclaw_kit.platform_types import Platform, System
 
 _DEBIAN = dict(
     family="debian",
@@ -96,25 +67,6 @@ PLATFORMS: dict[tuple[str, int, int | None], Platform] = {
 PLATFORMS.update({("macOS", major, None): Platform(label=label, **MACOS) for major, label in MACOS_RELEASES.items()})
 
 
-@dataclass(frozen=True)
-class System:
-    """The facts a platform is chosen by."""
-
-    kernel: str
-    distribution: str | None
-    major: int | None
-    minor: int | None = None
-    arch: str | None = None  # uname -m; read on macOS only (arm64 or x86_64)
-
-    @property
-    def version(self) -> str:
-        if self.major is None:
-            return ""
-        if self.distribution == "Ubuntu" and self.minor is not None:   # 24.04, as Ubuntu writes it
-            return f"{self.major}.{self.minor:02d}"
-        return str(self.major)
-
-
 def platform_of_system(system: System) -> Platform | None:
     if system.kernel == "Darwin":
         return None if macos_problem(system) else PLATFORMS.get(("macOS", system.major, None))
@@ -141,8 +93,6 @@ def system_of(host) -> System:
 
     kernel = host.get_fact(Kernel)
     if kernel == "Darwin":
-        from openclaw_kit.platform_macos import macos_system
-
         return macos_system(host)
     distro = host.get_fact(LinuxDistribution) if kernel == "Linux" else {}
     return System(kernel, distro.get("name"), distro.get("major"), distro.get("minor"))

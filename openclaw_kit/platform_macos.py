@@ -7,6 +7,8 @@ real Mac.
 
 from __future__ import annotations
 
+from openclaw_kit.platform_types import System
+
 # What differs on macOS, in the fields of platform.Platform.
 MACOS = dict(
     family="macos",
@@ -19,8 +21,28 @@ MACOS = dict(
     log_group="admin",
     nologin="/usr/bin/false",
     sshd="/usr/sbin/sshd",
-    # Not wireguard, nginx, fail2ban, logs, backup, audit, tls (yet): settings/macos.py refuses their settings.
+    # Not wireguard, nginx, fail2ban, logs, backup, audit, tls (yet): a Mac refuses the settings only they read.
     roles=frozenset({"base", "firewall", "openclaw"}),
+    # What roles/base/macos.py and roles/openclaw/launchd.py do not do that their Linux backends do.
+    unhonoured_settings={
+        "hostname": "the kit does not set a Mac's names (scutil) yet",
+        "proxy_ca_file": "installed into Debian's trust store; the macOS keychain is not managed by the kit",
+        "ipv6_accept_ra": "a Linux sysctl; macOS has no equivalent the kit sets",
+        "unattended_reboot": "an unattended-upgrades (apt) option; macOS installs its security updates itself",
+        "unattended_reboot_time": "an unattended-upgrades (apt) option; macOS installs its security updates itself",
+        "login_umask": "set in Linux's /etc/profile.d; the kit does not set a Mac's login umask",
+        "core_dumps": "set by Linux's limits, sysctl and systemd-coredump; the kit does not change a Mac's",
+        "blocked_kernel_modules": "a Linux modprobe list; macOS loads kernel extensions by its own approval",
+        "cron_root_only": "Linux's cron directories; the kit does not change a Mac's cron",
+        "login_banner": "shown from Linux's /etc/issue.net; the Mac's sshd drop-in has no Banner",
+        "gateway_start_timeout_seconds": "a deploy waits a fixed 180 s for the macOS LaunchDaemon",
+    },
+    one_value_settings={
+        "sshd_port": (22, "on macOS sshd listens where launchd's com.openssh.sshd socket does (22); the kit does "
+                          "not move it"),
+        "node_source": ("nodejs-dist", "on macOS only 'nodejs-dist' (the official darwin tarball); the npm "
+                                       "node-darwin-* packages are stale"),
+    },
 )
 
 # major version (sw_vers -productVersion) -> label. 14 is the oldest the kit accepts because it was
@@ -58,7 +80,5 @@ def macos_major(product_version: str | None) -> int | None:
 def macos_system(host):
     """The System of a Darwin host, from sw_vers and uname -m."""
     from pyinfra.facts.server import Arch, MacosVersion
-
-    from openclaw_kit.platform import System
 
     return System("Darwin", "macOS", macos_major(host.get_fact(MacosVersion)), arch=host.get_fact(Arch))

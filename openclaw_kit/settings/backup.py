@@ -7,7 +7,7 @@ To another host over SFTP (restic's sftp:user@host:/path) or to an S3-compatible
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, ClassVar
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -58,20 +58,27 @@ HostKey = Annotated[
 
 
 class OffsiteBackup(Strict):
-    repository: Annotated[str, AfterValidator(_repository)]
-    password: SecretRef
-    # SFTP: the target's SSH host key ("ssh-ed25519 AAAA..."), checked strictly; its port.
-    sftp_host_key: HostKey | None = None
-    sftp_port: Port = 22
-    # S3: the access key pair.
-    s3_access_key_id: SecretRef | None = None
-    s3_secret_access_key: SecretRef | None = None
-    # S3: a CA file on the controller that restic trusts besides the system's (a MinIO on a private CA).
-    s3_ca_file: Annotated[str, AfterValidator(_ca_file)] | None = None
-    # Snapshots of the daily archive kept (restic forget); the audit log's are kept audit_retention_days.
-    keep_daily: Annotated[int, Field(ge=1, le=3650)] = 7
-    keep_weekly: Annotated[int, Field(ge=0, le=520)] = 4
-    keep_monthly: Annotated[int, Field(ge=0, le=1200)] = 12
+    repository: Annotated[str, AfterValidator(_repository)] = Field(
+        description="The restic repository: `sftp:user@host:/path` or `s3:https://host/bucket[/prefix]`, no "
+        "credentials in it.")
+    password: SecretRef = Field(
+        description="Secret reference (`${VAR}`) to the repository's password, 16 characters or more.")
+    sftp_host_key: HostKey | None = Field(
+        None, description="SFTP: the target's SSH host key (`ssh-ed25519 AAAA...`, type and key), checked strictly; "
+        "required for SFTP.")
+    sftp_port: Port = Field(22, description="SFTP: the target's SSH port.")
+    s3_access_key_id: SecretRef | None = Field(
+        None, description="S3: secret reference to the access key id; required for S3.")
+    s3_secret_access_key: SecretRef | None = Field(
+        None, description="S3: secret reference to the secret access key; required for S3.")
+    s3_ca_file: Annotated[str, AfterValidator(_ca_file)] | None = Field(
+        None, description="S3: a PEM file of CA certificates on the controller that restic trusts besides the "
+        "system's (a MinIO on a private CA).")
+    keep_daily: Annotated[int, Field(ge=1, le=3650)] = Field(
+        7, description="Daily snapshots of the archive kept (restic forget), 1-3650; the audit log's are kept "
+        "`audit_retention_days`.")
+    keep_weekly: Annotated[int, Field(ge=0, le=520)] = Field(4, description="Weekly snapshots kept, 0-520.")
+    keep_monthly: Annotated[int, Field(ge=0, le=1200)] = Field(12, description="Monthly snapshots kept, 0-1200.")
 
     @property
     def sftp(self) -> dict | None:
@@ -125,5 +132,8 @@ class OffsiteBackup(Strict):
 
 
 class BackupSettings(Strict):
-    # Off-host copies of the daily archive and the audit log (role backup); none by default.
-    offsite_backup: OffsiteBackup | None = None
+    ROLE: ClassVar[str] = "backup"
+
+    offsite_backup: OffsiteBackup | None = Field(
+        None, description="Off-host copies of the daily archive and the audit log with restic; none: no off-host "
+        "copies.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
@@ -39,37 +39,53 @@ BLOCKED_MODULES = ["dccp", "sctp", "rds", "tipc", "usb-storage", "firewire-core"
 
 
 class BaseSettings(Strict):
-    hostname: Hostname | None = None
-    proxy: ProxyUrl | None = None
-    # A PEM bundle on the controller: the CA of a TLS-inspecting proxy, added to the hosts' trust store.
-    proxy_ca_file: PemFile | None = None
-    # prohibit-password: root logs in with a key only; no: not at all (needs a non-root ssh_user).
-    sshd_permit_root_login: Literal["prohibit-password", "no"] = "prohibit-password"
-    # When set, only these users (and/or members of these groups) may log in over SSH.
-    sshd_allow_users: list[Account] = []
-    sshd_allow_groups: list[Account] = []
-    # no: no forwarding of any kind; local: `ssh -L` only (e.g. to reach the gateway on loopback).
-    sshd_tcp_forwarding: Literal["no", "local"] = "no"
-    # Keep accepting IPv6 router advertisements (SLAAC), for providers that assign IPv6 that way.
-    ipv6_accept_ra: bool = False
-    # Let unattended security upgrades reboot the host when one needs it, at unattended_reboot_time.
-    unattended_reboot: bool = False
-    unattended_reboot_time: ClockTime = "04:00"
-    # Host baseline (CIS): the umask login.defs gives new sessions and home directories.
-    login_umask: Umask = "027"
-    # false: no core dumps at all (they hold whatever the process held: tokens, keys).
-    core_dumps: bool = False
-    # Kernel modules modprobe refuses to load.
-    blocked_kernel_modules: list[ModuleName] = BLOCKED_MODULES
-    # Sessions (shells, commands) per SSH connection, and unanswered keepalives before sshd drops a client.
-    sshd_max_sessions: Annotated[int, Field(ge=1, le=10)] = 4
-    sshd_client_alive_count_max: Annotated[int, Field(ge=1, le=3)] = 2
-    # /etc/crontab and the cron directories readable by root only (what runs when is nobody else's business).
-    cron_root_only: bool = True
-    # Shown before SSH login (/etc/issue.net, sshd Banner): the legal notice, if the host needs one.
-    login_banner: Banner | None = None
-    # auditd watching the kit's files, wherever the kernel lets it run (not in containers).
-    auditd: bool = True
+    ROLE: ClassVar[str] = "base"
+
+    hostname: Hostname | None = Field(None, description="The host's name, a single DNS label; none: left as it is.")
+    proxy: ProxyUrl | None = Field(
+        None, description="`http(s)://host:port` for package downloads (apt, npm, Node.js); no credentials in it. "
+        "The firewall lets its port out with `egress: restricted`.")
+    proxy_ca_file: PemFile | None = Field(
+        None, description="A PEM file on the controller: the CA of a TLS-inspecting proxy, added to the host's "
+        "trust store.")
+    sshd_permit_root_login: Literal["prohibit-password", "no"] = Field(
+        "prohibit-password", description="`prohibit-password`: root logs in with a key only; `no`: not at all "
+        "(needs a non-root `ssh_user`, or the deploy would lock itself out).")
+    sshd_allow_users: list[Account] = Field(
+        [], description="Plain user names that alone may log in over SSH (`[]`: any user with a key); when set "
+        "it must include the deploy's `ssh_user`.")
+    sshd_allow_groups: list[Account] = Field(
+        [], description="Plain group names whose members alone may log in over SSH; before changing sshd the "
+        "deploy checks on the host that `ssh_user` is in one of them.")
+    sshd_tcp_forwarding: Literal["no", "local"] = Field(
+        "no", description="`no`: no forwarding of any kind; `local`: `ssh -L` only (e.g. to reach the gateway on "
+        "loopback). Agent, X11, remote forwarding and tunnels stay off.")
+    ipv6_accept_ra: bool = Field(
+        False, description="`true` keeps IPv6 router advertisements and SLAAC on, for providers that assign IPv6 "
+        "that way.")
+    unattended_reboot: bool = Field(
+        False, description="`true` lets unattended security upgrades reboot the host when an upgrade needs it, "
+        "at `unattended_reboot_time`.")
+    unattended_reboot_time: ClockTime = Field("04:00", description="`HH:MM`: when that reboot happens.")
+    login_umask: Umask = Field(
+        "027", description="Octal umask of login shells (`/etc/profile.d/openclaw-kit-umask.sh`) and new home "
+        "directories, whose last digit is 7 (others get nothing): `027`, `077`.")
+    core_dumps: bool = Field(
+        False, description="`false`: no core dumps from sessions, services or the kernel (they hold whatever the "
+        "process held: tokens, keys); `true` leaves them as the system has them.")
+    blocked_kernel_modules: list[ModuleName] = Field(
+        BLOCKED_MODULES, description="Kernel modules modprobe refuses to load (`[]`: none): network protocols no "
+        "gateway uses and storage that arrives by plugging something in (CIS 1.1.1.x, 3.2.x).")
+    sshd_max_sessions: Annotated[int, Field(ge=1, le=10)] = Field(
+        4, description="Sessions (shells, commands) per SSH connection, 1-10.")
+    sshd_client_alive_count_max: Annotated[int, Field(ge=1, le=3)] = Field(
+        2, description="Unanswered keepalives (one every 300 s), 1-3, before sshd drops a client.")
+    cron_root_only: bool = Field(
+        True, description="`/etc/crontab` 0600 and the cron directories 0700, root's (what runs when is nobody "
+        "else's business).")
+    login_banner: Banner | None = Field(
+        None, description="Text (at most 2000 printable characters, line breaks allowed) shown before SSH login, "
+        "from `/etc/issue.net`: the legal notice, if the host needs one.")
 
     @model_validator(mode="after")
     def _sshd_keeps_the_deploy_in(self, info: ValidationInfo):

@@ -2,13 +2,17 @@
 
 The inventory (host data merged over group data, as pyinfra does) holds the kit's settings as
 top-level keys next to pyinfra's own connection keys (ssh_user, ssh_key, ...). Each role's keys,
-defaults and rules live in its own module here (base.py for role base, ...), and only there.
+defaults and rules live in its own module here (base.py for role base, ...), and only there; each
+model names its role (ROLE), which is what decides the platforms that honour its settings
+(platforms.py). The models are listed in the order deploy.py runs their roles, last first: that
+order is the fields' (and docs/settings.md's).
 """
 
 from __future__ import annotations
 
 from pydantic import model_validator
 
+from openclaw_kit.settings.audit import AuditSettings
 from openclaw_kit.settings.backup import BackupSettings
 from openclaw_kit.settings.base import BaseSettings
 from openclaw_kit.settings.fail2ban import Fail2banSettings
@@ -23,13 +27,14 @@ from openclaw_kit.settings.wireguard import WireguardSettings
 
 class HostSettings(
     TlsSettings,
+    AuditSettings,
     BackupSettings,
-    WireguardSettings,
-    NginxSettings,
-    FirewallSettings,
-    Fail2banSettings,
-    OpenclawSettings,
     LogsSettings,
+    Fail2banSettings,
+    NginxSettings,
+    OpenclawSettings,
+    WireguardSettings,
+    FirewallSettings,
     BaseSettings,
 ):
     """Every setting of a host; the validators below are the rules that involve more than one role."""

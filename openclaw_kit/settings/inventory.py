@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from openclaw_kit.errors import SettingsError
-from openclaw_kit.platform import System, system_problem
+from openclaw_kit.platform import System, platform_of_system, system_problem
 from openclaw_kit.settings.host import HostSettings
-from openclaw_kit.settings.macos import macos_problems
+from openclaw_kit.settings.platforms import platform_problems
 from openclaw_kit.settings.report import problems as report_problems
 from openclaw_kit.settings.wireguard import mesh_problems
 
@@ -52,8 +52,9 @@ def validate_hosts(
         except ValidationError as error:
             problems.extend(report_problems(name, error))
         else:
-            if system is not None and system.kernel == "Darwin":
-                problems.extend(macos_problems(name, settings[name]))
+            platform = platform_of_system(system) if system is not None else None
+            if platform is not None:
+                problems.extend(platform_problems(name, platform, settings[name]))
     if not problems:  # the rules across hosts, once every host's own settings are valid
         problems.extend(mesh_problems(settings))
     if problems:

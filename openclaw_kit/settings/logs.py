@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
@@ -10,7 +10,14 @@ from openclaw_kit.settings.rules import Strict
 
 
 class LogsSettings(Strict):
-    log_retention_days: Annotated[int, Field(ge=1, le=3650)] = 14
-    audit_retention_days: Annotated[int, Field(ge=1, le=36500)] = 2555
-    # Verified archives of the gateway's state (openclaw backup create), one a day.
-    backup_retention_days: Annotated[int, Field(ge=1, le=3650)] = 7
+    ROLE: ClassVar[str] = "logs"
+
+    log_retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        14, description="Days (and at most as many files) of the gateway's and nginx's logs kept, 1-3650; the "
+        "journal's MaxRetentionSec.")
+    audit_retention_days: Annotated[int, Field(ge=1, le=36500)] = Field(
+        2555, description="Days the kit's audit log is kept, 1-36500 (default 7 years); also on the off-host "
+        "copies (role backup).")
+    backup_retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        7, description="Days the daily verified archives of the gateway's state (`openclaw backup create`) are "
+        "kept, 1-3650.")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
+
+from pydantic import Field
 
 from openclaw_kit.settings.rules import Strict
 
@@ -28,5 +30,12 @@ class NginxSettings(Strict):
     # Public side of nginx: ACME on 80 and, on 443, only these webhook routes. The Control UI, the
     # operator WebSocket and the HTTP API answer loopback (an SSH tunnel) and private_cidrs only, as
     # OpenClaw's SECURITY.md asks ("no public reverse proxy"); the opt-in below adds admin_cidrs.
-    public_webhooks: list[Webhook] = []
-    dangerously_expose_control_ui_to_admin_cidrs: bool = False
+    ROLE: ClassVar[str] = "nginx"
+
+    public_webhooks: list[Webhook] = Field(
+        [], description="OpenClaw webhook routes served to public addresses on 443: "
+        + ", ".join(f"`{name}`" for name in WEBHOOK_PATHS)
+        + "; everything else is for operators only.")
+    dangerously_expose_control_ui_to_admin_cidrs: bool = Field(
+        False, description="`true` serves the Control UI and operator API on public 443 to `admin_cidrs` "
+        "(against OpenClaw's guidance).")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
@@ -33,13 +33,17 @@ GroupPolicy = Literal["allowlist", "open", "disabled"]
 
 
 class Channel(Strict):
-    enabled: bool = True
-    dm_policy: DmPolicy = "allowlist"
-    group_policy: GroupPolicy = "allowlist"
+    enabled: bool = Field(True, description="`false`: the channel is configured but off (and needs no allowlist).")
+    dm_policy: DmPolicy = Field(
+        "allowlist", description="Who may message the agent directly: `allowlist` or `pairing` (both need "
+        "`allow_from`), `open` (needs `dangerously_allow_open_dms: true`) or `disabled`.")
+    group_policy: GroupPolicy = Field(
+        "allowlist", description="Which groups may use the agent: `allowlist` (`group_allow_from`), `open` (needs "
+        "`dangerously_allow_open_groups: true`) or `disabled`.")
     # Named opt-ins: an open policy lets anyone on the network talk to an agent that can read
     # the owner's mail and money, so it is never a default nor a one-word change.
-    dangerously_allow_open_dms: bool = False
-    dangerously_allow_open_groups: bool = False
+    dangerously_allow_open_dms: bool = Field(False, description="The explicit opt-in `dm_policy: open` needs.")
+    dangerously_allow_open_groups: bool = Field(False, description="The explicit opt-in `group_policy: open` needs.")
 
     @model_validator(mode="after")
     def _policies(self):
@@ -69,18 +73,22 @@ class Channel(Strict):
 
 
 class Telegram(Channel):
-    bot_token: SecretRef
-    allow_from: list[Annotated[int, Field(gt=0)]] = []
-    # Group and supergroup chat ids are negative numbers.
-    group_allow_from: list[Annotated[int, Field(lt=0)]] = []
+    bot_token: SecretRef = Field(description="Secret reference (`${VAR}`) to the bot's token from BotFather.")
+    allow_from: list[Annotated[int, Field(gt=0)]] = Field(
+        [], description="Telegram user ids that may message the agent.")
+    group_allow_from: list[Annotated[int, Field(lt=0)]] = Field(
+        [], description="Group and supergroup chat ids (negative numbers) the agent answers in.")
 
 
 class Slack(Channel):
-    bot_token: SecretRef
-    app_token: SecretRef
-    workspace_ids: matching(_SLACK_WORKSPACE, "a Slack workspace id (T followed by letters and digits)") = []
-    allow_from: matching(_SLACK_USER, "a Slack user id (U or W followed by letters and digits)") = []
-    group_allow_from: list[str] = []
+    bot_token: SecretRef = Field(description="Secret reference (`${VAR}`) to the Slack bot token.")
+    app_token: SecretRef = Field(description="Secret reference (`${VAR}`) to the Slack app token (socket mode).")
+    workspace_ids: matching(_SLACK_WORKSPACE, "a Slack workspace id (T followed by letters and digits)") = Field(
+        [], description="The workspace ids (`T...`) the channel serves; an enabled channel needs one.")
+    allow_from: matching(_SLACK_USER, "a Slack user id (U or W followed by letters and digits)") = Field(
+        [], description="Slack user ids (`U...`, `W...`) that may message the agent.")
+    group_allow_from: list[str] = Field(
+        [], description="The group allowlist (OpenClaw's groupAllowFrom).")
 
     @model_validator(mode="after")
     def _workspace_required(self):
@@ -90,31 +98,47 @@ class Slack(Channel):
 
 
 class WhatsApp(Channel):
-    allow_from: matching(_E164, "a phone number in E.164 form, like +15551234567") = []
-    group_allow_from: list[str] = []
+    allow_from: matching(_E164, "a phone number in E.164 form, like +15551234567") = Field(
+        [], description="Phone numbers in E.164 form (`+15551234567`) that may message the agent.")
+    group_allow_from: list[str] = Field(
+        [], description="The group allowlist (OpenClaw's groupAllowFrom).")
 
 
 class Channels(Strict):
-    telegram: Telegram | None = None
-    slack: Slack | None = None
-    whatsapp: WhatsApp | None = None
+    telegram: Telegram | None = Field(None, description="The Telegram bot (long polling); none: off.")
+    slack: Slack | None = Field(
+        None, description="Slack; refused for now: it needs the @openclaw/slack plugin, which the kit does not "
+        "install yet.")
+    whatsapp: WhatsApp | None = Field(
+        None, description="WhatsApp; refused for now: it needs the @openclaw/whatsapp plugin, which the kit does "
+        "not install yet.")
 
 
 class OpenclawSettings(Strict):
-    openclaw_version: ReleaseDate = OPENCLAW_VERSION
-    node_version: NodeVersion = NODE_VERSION
-    # nodejs-dist: the official release tarball, downloaded by the host; npm-package: the same
-    # build from the npm registry, fetched by the controller's npm and uploaded (no npm on the host yet).
-    node_source: Literal["nodejs-dist", "npm-package"] = "nodejs-dist"
-    node_dist_url: HttpsUrl = "https://nodejs.org/dist"
-    node_sha256: Sha256 | None = None
-    gateway_port: Annotated[int, Field(ge=1024, le=65535)] = 18789
-    # How long a deploy waits for a (re)started gateway to answer /healthz and /readyz before it fails
-    # (and, after a switch to a new release, rolls back): a slow host's first start after an upgrade
-    # (OpenClaw migrates its state then) can take minutes.
-    gateway_start_timeout_seconds: Annotated[int, Field(ge=30, le=3600)] = 180
-    gateway_token: SecretRef = Field(default="${OPENCLAW_GATEWAY_TOKEN}", validate_default=True)
-    channels: Channels = Channels()
+    ROLE: ClassVar[str] = "openclaw"
+
+    openclaw_version: ReleaseDate = Field(OPENCLAW_VERSION, description="The OpenClaw release installed.")
+    node_version: NodeVersion = Field(NODE_VERSION, description="The full Node.js version OpenClaw runs on.")
+    node_source: Literal["nodejs-dist", "npm-package"] = Field(
+        "nodejs-dist", description="`nodejs-dist`: the official release tarball, downloaded by the host; "
+        "`npm-package`: the same build from the npm registry, fetched by the controller's `npm pack` and uploaded "
+        "(Linux only: on macOS the npm node-darwin-* packages are stale).")
+    node_dist_url: HttpsUrl = Field(
+        "https://nodejs.org/dist", description="An https mirror of the official Node.js release tarballs.")
+    node_sha256: Sha256 | None = Field(
+        None, description="64 hex digits: the tarball's sha256, required for a Node.js build the kit has no "
+        "pinned checksum for (it pins 24.21.0, and the `npm-package` x64 build of 24.22.3).")
+    gateway_port: Annotated[int, Field(ge=1024, le=65535)] = Field(
+        18789, description="The gateway's port on loopback, 1024-65535, not the SSH, HTTP or HTTPS port.")
+    # A slow host's first start after an upgrade (OpenClaw migrates its state then) can take minutes.
+    gateway_start_timeout_seconds: Annotated[int, Field(ge=30, le=3600)] = Field(
+        180, description="How long a deploy waits, 30-3600 s, for a (re)started gateway to answer `/healthz` and "
+        "`/readyz` before it fails (after a switch to a new release: rolls back).")
+    gateway_token: SecretRef = Field(
+        default="${OPENCLAW_GATEWAY_TOKEN}", validate_default=True,
+        description="Secret reference (`${VAR}`) to the gateway's operator token, 32 characters or more "
+        "(`./kit token` makes one).")
+    channels: Channels = Field(Channels(), description="The chat channels the gateway serves; none by default.")
 
     @field_validator("gateway_token", mode="after")
     @classmethod

@@ -10,9 +10,9 @@ import base64
 import ipaddress
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from openclaw_kit.settings.rules import _HOSTNAME, Cidr, FieldError, Interface, Port, SecretRef, Strict, check
 
@@ -54,17 +54,19 @@ IpAddress = Annotated[str, AfterValidator(ip_address)]
 
 
 class PrivateNetwork(Strict):
-    cidr: Cidr
-    address: IpAddress
-    port: Port = 51820
-    interface: Interface = "wg0"
-    # Where the other hosts send this host's WireGuard packets; default: its inventory name.
-    endpoint: str | None = None
-    # One key shared by the whole mesh (and the admin_peers): post-quantum resistance on top of the keys.
-    preshared_key: SecretRef | None = None
-    # Rotates this host's key: a run that finds another label beside the key (or none) makes a new
-    # key, records the label, and every peer follows in that run; the same label again changes nothing.
-    key_rotation: RotationLabel | None = None
+    cidr: Cidr = Field(description="The mesh's network, the same on every host.")
+    address: IpAddress = Field(
+        description="This host's address in the mesh: inside `cidr`, unique among hosts and `admin_peers`.")
+    port: Port = Field(51820, description="WireGuard's UDP port, the same on every host.")
+    interface: Interface = Field("wg0", description="The WireGuard interface, the same on every host.")
+    endpoint: str | None = Field(
+        None, description="Where the other hosts send this host's WireGuard packets; none: its inventory name.")
+    preshared_key: SecretRef | None = Field(
+        None, description="Secret reference (`${VAR}`) to one key shared by the whole mesh and the admin peers "
+        "(post-quantum resistance on top of the keys), the same on every host.")
+    key_rotation: RotationLabel | None = Field(
+        None, description="A label (like 2026-12-01): a run that finds another label beside the key (or none) "
+        "makes a new key for this host and every peer follows in that run; the same label again changes nothing.")
 
     @model_validator(mode="after")
     def _address_inside(self):
@@ -77,16 +79,23 @@ class PrivateNetwork(Strict):
 
 
 class AdminPeer(Strict):
-    name: PeerName
-    public_key: WireGuardKey
-    address: IpAddress
+    name: PeerName = Field(description="The laptop's name, a single DNS label.")
+    public_key: WireGuardKey = Field(description="Its WireGuard public key (44 characters of base64, `wg pubkey`).")
+    address: IpAddress = Field(description="Its address in the mesh: inside `cidr`, unique.")
 
 
 class WireguardSettings(Strict):
-    # The WireGuard mesh (roles/wireguard.py); management: private closes SSH on the public side.
-    private_network: PrivateNetwork | None = None
-    admin_peers: list[AdminPeer] = []
-    management: Literal["public", "private"] = "public"
+    # Read by role firewall too (its UDP port, its interface a private zone, management), which runs where the
+    # mesh does.
+    ROLE: ClassVar[str] = "wireguard"
+
+    private_network: PrivateNetwork | None = Field(
+        None, description="The WireGuard mesh between the hosts; none: no mesh.")
+    admin_peers: list[AdminPeer] = Field(
+        [], description="The admins' laptops on the mesh, the same on every host; needs `private_network`.")
+    management: Literal["public", "private"] = Field(
+        "public", description="`public`, or `private`: no SSH on the public side at all, only over the mesh (needs "
+        "`private_network`; the switch takes two runs, see docs/wireguard.md).")
 
     @model_validator(mode="after")
     def _management(self):

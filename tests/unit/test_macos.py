@@ -92,7 +92,7 @@ def test_a_linux_only_setting_on_a_mac_is_refused(data, setting):
         validate_hosts({"mini": {**GOOD, **data}}, env, {"mini": MAC})
     found = caught.value.problems
     assert len(found) == 1 and found[0].startswith(f"host mini: {setting} = "), found
-    assert "remove it for this macOS host" in found[0]
+    assert "remove it for this macOS 15 Sequoia host" in found[0]
     assert "p" * 40 not in found[0]
     # The same settings are fine on Linux.
     validate_hosts({"mini": {**GOOD, **data}}, env, {"mini": System("Linux", "Debian", 12)})
