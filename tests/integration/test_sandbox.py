@@ -319,7 +319,7 @@ def test_failed_up_on_a_bridge_conflict_cleans_up(state):
 
 def test_failed_up_on_a_host_that_never_answers_cleans_up(state, monkeypatch):
     sd = str(sandbox.state_dir())
-    monkeypatch.setattr(sandbox, "HOST_TIMEOUT", 0.5)   # no host boots that fast
+    monkeypatch.setattr(sandbox.hosts, "HOST_TIMEOUT", 0.5)   # no host boots that fast
     with pytest.raises(sandbox.SandboxError, match=rf"sbx1 \({re.escape(NET)}.11\) did not answer SSH.*last lines of"):
         sandbox.up(1)
     _assert_nothing_left(sd)
