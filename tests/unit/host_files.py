@@ -19,11 +19,13 @@ from pathlib import Path
 
 from jinja2 import ChainableUndefined, Environment, meta
 
+from openclaw_kit import launchd as kit_launchd
 from openclaw_kit.layout import GATEWAY_ENV_FILE
 from openclaw_kit.platform import PLATFORMS
 from openclaw_kit.settings import validate_hosts
 from openclaw_kit.templates import TEMPLATES, render
 from roles import backup, logs, tls, wireguard
+from roles.base import macos as base_macos
 from roles.base.sshd import SSHD_CANDIDATE, SSHD_CONFIG, SSHD_DROPIN_DIR, SSHD_DROPIN_NAME
 from roles.firewall import nftables, pf
 from roles.openclaw import launchd
@@ -103,9 +105,14 @@ def _samples() -> dict[str, dict[str, dict]]:
         "backup/openclaw-kit-restore.j2": {"sftp": backup.restore_data(backup_settings(SFTP))},
         "base/sshd-check.sh.j2": {"groups": {**sshd, "allow_groups": ["sshusers"]}, "no groups": {**sshd, "allow_groups": []}},
         "base/umask.sh.j2": {"default": dict(umask="027")},
+        "base/macos/power-settings.sh.j2": {"default": dict(settings=base_macos.POWER, not_kept=base_macos.NOT_KEPT)},
         "firewall/openclaw-kit-firewall-apply.j2": {"default": nftables.script_data()},
         "firewall/macos/openclaw-kit-firewall-apply.j2": {"default": pf.script_data()},
         "firewall/macos/pf-conf-reference.sh.j2": {"default": dict(pf_conf=pf.PF_CONF, lines=pf.PF_CONF_LINES)},
+        "launchd/reload.sh.j2": {"default": dict(
+            label=launchd.LABEL, plist=kit_launchd.plist_path(launchd.LABEL),
+            pending=kit_launchd.reload_pending_path(launchd.LABEL),
+            wait_limit=kit_launchd.EXIT_TIMEOUT_DEFAULT + kit_launchd.RELOAD_MARGIN)},
         "logs/openclaw-kit-backup.j2": {"default": logs.backup_data(retention_days=7)},
         "logs/openclaw-kit-job.j2": {"default": dict(audit_log=logs.AUDIT_LOG, env_file=GATEWAY_ENV_FILE, timeout=logs.JOB_TIMEOUT)},
         "openclaw/install-release.sh.j2": {
@@ -126,7 +133,8 @@ def _samples() -> dict[str, dict[str, dict]]:
         "openclaw/macos/switch-release.sh.j2": {"default": dict(release=release, current=launchd.CURRENT)},
         "openclaw/macos/user-agent-handover.sh.j2": {"default": dict(
             label=launchd.LABEL, user="admin", plist="/Users/admin/Library/LaunchAgents/ai.openclaw.gateway.plist",
-            user_state="/Users/admin/.openclaw", state_dir=launchd.STATE_DIR, service_user=launchd.USER)},
+            parked_dir="/Users/admin/Library/LaunchAgents-disabled-by-openclaw-kit", user_state="/Users/admin/.openclaw",
+            state_dir=launchd.STATE_DIR, service_user=launchd.USER)},
         "tls/deploy-hook.j2": {"default": tls.script_data(acme_ca_file=None)},
         "tls/renew-certificates.j2": {"own CA": tls.script_data(acme_ca_file="/etc/ssl/ca.pem"),
                                       "public CA": tls.script_data(acme_ca_file=None)},
@@ -143,7 +151,9 @@ def renderings(host_file: HostFile) -> dict[str, str]:
     role, src = host_file.path.relative_to(TEMPLATES).parts[0], "/".join(host_file.path.relative_to(TEMPLATES).parts[1:])
     variants = _samples().get(f"{role}/{src}")
     if variants is None:
-        source = Environment().parse(host_file.path.read_text())
+        parser = Environment()
+        parser.filters["quote"] = str  # parsed only, to find the names the data must give
+        source = parser.parse(host_file.path.read_text())
         variants = {"placeholders": {name: Placeholder(name=name) for name in meta.find_undeclared_variables(source)}}
     return {variant: render(role, src, **data) for variant, data in variants.items()}
 
