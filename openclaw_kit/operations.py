@@ -11,6 +11,8 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, StringCommand, operation
 from pyinfra.facts.files import File, Sha256File
 
+from openclaw_kit.templates import render_command
+
 
 def sha256(content: str) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
@@ -93,7 +95,7 @@ def _in_place(path: str, content: str, user: str, group: str, mode: str) -> bool
 def check_then_promote(check: str, rejected: str, promote: str) -> list[str]:
     """The shell commands checked_config runs once the candidate is written: the check (in a subshell,
     so a check script's `exit` ends only the check), failing with `rejected`, then the promotion."""
-    return [f"( {check}\n) || {{ echo {shlex.quote(rejected)} >&2; exit 1; }}", promote]
+    return [render_command("operations", "check-then-promote.sh.j2", check=check, rejected=rejected), promote]
 
 
 def promote_files(relatives: list[str], live_dir: str, candidate_dir: str) -> str:
@@ -115,13 +117,9 @@ def restart_in_sandbox(service: str, unit_dir: str = "/etc/systemd/system") -> l
     """Shell that restarts `service` with its new sandbox drop-in; should it not start that way, the
     drop-in is taken away, the service started as it was, and the deploy fails saying so."""
     path = sandbox_dropin(service, unit_dir)
-    dropin = shlex.quote(path)
-    failed = shlex.quote(f"{service} did not start in its systemd sandbox ({path}, removed "
-                         f"again; journalctl -u {service} says why); it runs without it")
-    return [
-        f"systemctl daemon-reload && {{ {restart(service)}; }} || {{ rm -f {dropin}; systemctl daemon-reload; "
-        f"systemctl restart {service}; echo {failed} >&2; exit 1; }}"
-    ]
+    failed = (f"{service} did not start in its systemd sandbox ({path}, removed again; journalctl -u {service} "
+              "says why); it runs without it")
+    return [render_command("operations", "restart-in-sandbox.sh.j2", service=service, dropin=path, failed=failed)]
 
 
 def restart(service: str) -> str:
@@ -130,6 +128,4 @@ def restart(service: str) -> str:
     machine, right after a reload or daemon-reload; never by hand), it is started once more; a failed
     restart after which something (journald's sockets) already started it again passes if it is
     active. A service that itself fails to start is not tried again."""
-    return (f"systemctl restart {service} || case \"$(systemctl show -P Result {service})\" in "
-            f"resources) systemctl reset-failed {service} && systemctl start {service} ;; "
-            f"success) systemctl is-active --quiet {service} ;; *) false ;; esac")
+    return render_command("operations", "restart.sh.j2", service=service)

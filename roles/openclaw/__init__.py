@@ -34,7 +34,7 @@ from openclaw_kit.operations import checked_config, promote_files
 from openclaw_kit.platform import platform_of
 from openclaw_kit.secrets import DIGEST_SALT, EnvFileDigests, changed_names, secret_file
 from openclaw_kit.settings import HostSettings
-from openclaw_kit.templates import render
+from openclaw_kit.templates import render, render_command
 from roles.openclaw import launchd, systemd
 
 
@@ -110,10 +110,9 @@ def openclaw(settings: HostSettings):
         candidate_dir=candidate_dir,
         group=user,
         mode="640",
-        check=(
-            f"{q(MERGE)} {q(f'{candidate_dir}/{DESIRED_NAME}')} {q(live)} {q(merged)} && "
-            f"chown {user}:{user} {q(merged)} && {{ {backend.validate(release=release, config=merged)} "
-            f"|| {{ rm -f {q(merged)}; exit 1; }}; }}"
+        check=render_command(
+            "openclaw", "config-check.sh.j2", merge=MERGE, desired=f"{candidate_dir}/{DESIRED_NAME}", live=live,
+            merged=merged, user=user, validate=backend.validate(release=release, config=merged),
         ),
         rejected="OpenClaw rejected the new config (its message is above); the running gateway keeps the old one",
         promote=f"mv -f {q(merged)} {q(live)} && {promote_files([DESIRED_NAME], CONFIG_DIR, candidate_dir)}",

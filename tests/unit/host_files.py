@@ -5,9 +5,10 @@ with `sh -c`) or its first line is a sh/bash shebang, a Python file when that li
 module of openclaw_kit/ is run on a host when its first line is the host's `#!/usr/bin/python3`
 (jsonconfig.py, put there with files.put), on every platform. Which platforms may run a template
 follows from the platform table: those that have its role, and of them only the family whose
-directory it sits in (templates/<role>/<family>/); one in the role's own directory counts for all. SAMPLES gives a template the data its role renders it with, one entry per
-variant worth checking; a template without one is rendered with placeholders, so a new template is
-checked from the day it is added.
+directory it sits in (templates/<role>/<family>/); one in the role's own directory counts for all. The samples give a template the data its role renders it with (or the role's own
+function that renders it), one entry per variant worth checking; a template without one is rendered
+with placeholders, so a new template is checked from the day it is added (should placeholders make
+it fail, give it a sample).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from pathlib import Path
 
 from jinja2 import ChainableUndefined, Environment, meta
 
+from openclaw_kit import gateway, operations
 from openclaw_kit import launchd as kit_launchd
-from openclaw_kit.layout import GATEWAY_ENV_FILE
+from openclaw_kit.layout import GATEWAY_CONFIG_MERGE, GATEWAY_ENV_FILE
 from openclaw_kit.platform import PLATFORMS
 from openclaw_kit.settings import validate_hosts
-from openclaw_kit.templates import TEMPLATES, render
-from roles import backup, logs, tls, wireguard
+from openclaw_kit.templates import TEMPLATES, render, render_command
+from roles import backup, logs, nginx, tls, wireguard
 from roles.base import macos as base_macos
 from roles.base.sshd import SSHD_CANDIDATE, SSHD_CONFIG, SSHD_DROPIN_DIR, SSHD_DROPIN_NAME
 from roles.firewall import nftables, pf
@@ -67,7 +69,9 @@ def _kind(path: Path) -> str | None:
 
 def _families(relative: Path) -> frozenset[str]:
     role, *directories = relative.parts[:-1]
-    having_role = {platform.family for platform in PLATFORMS.values() if role in platform.roles}
+    # templates/operations/ and templates/launchd/: the plumbing's (openclaw_kit/operations.py, launchd.py), no
+    # role's; counted for every platform.
+    having_role = {platform.family for platform in PLATFORMS.values() if role in platform.roles} or FAMILIES
     placed = [directory for directory in directories if directory in FAMILIES]
     return frozenset(having_role & set(placed) if placed else having_role)
 
@@ -94,6 +98,7 @@ class Placeholder(ChainableUndefined):
 @functools.cache
 def _samples() -> dict[str, dict[str, dict]]:
     mesh = wireguard.apply_data(validate_hosts({"gw1": mesh_host("10.99.0.1")}, ENV)["gw1"])
+    nginx_servers = [f"openclaw-kit/{name}" for name in nginx.SERVERS]
     release, node_dir = "/opt/openclaw/releases/openclaw-2026.9.6-node-v24.21.0", "/opt/openclaw/node-v24.21.0"
     install = dict(release=release, node_dir=node_dir, version="2026.9.6")
     sshd = dict(candidate_dir=SSHD_CANDIDATE, dropin_dir=SSHD_DROPIN_DIR, dropin_name=SSHD_DROPIN_NAME,
@@ -105,14 +110,11 @@ def _samples() -> dict[str, dict[str, dict]]:
         "backup/openclaw-kit-restore.j2": {"sftp": backup.restore_data(backup_settings(SFTP))},
         "base/sshd-check.sh.j2": {"groups": {**sshd, "allow_groups": ["sshusers"]}, "no groups": {**sshd, "allow_groups": []}},
         "base/umask.sh.j2": {"default": dict(umask="027")},
-        "base/macos/power-settings.sh.j2": {"default": dict(settings=base_macos.POWER, not_kept=base_macos.NOT_KEPT)},
+        "base/macos/power-settings.sh.j2": {"default": lambda: base_macos.power_script(base_macos.POWER)},
         "firewall/openclaw-kit-firewall-apply.j2": {"default": nftables.script_data()},
         "firewall/macos/openclaw-kit-firewall-apply.j2": {"default": pf.script_data()},
         "firewall/macos/pf-conf-reference.sh.j2": {"default": dict(pf_conf=pf.PF_CONF, lines=pf.PF_CONF_LINES)},
-        "launchd/reload.sh.j2": {"default": dict(
-            label=launchd.LABEL, plist=kit_launchd.plist_path(launchd.LABEL),
-            pending=kit_launchd.reload_pending_path(launchd.LABEL),
-            wait_limit=kit_launchd.EXIT_TIMEOUT_DEFAULT + kit_launchd.RELOAD_MARGIN)},
+        "launchd/reload.sh.j2": {"firewall boot job": lambda: kit_launchd.reload_script(pf.BOOT_LABEL, pf.boot_plist())},
         "logs/openclaw-kit-backup.j2": {"default": logs.backup_data(retention_days=7)},
         "logs/openclaw-kit-job.j2": {"default": dict(audit_log=logs.AUDIT_LOG, env_file=GATEWAY_ENV_FILE, timeout=logs.JOB_TIMEOUT)},
         "openclaw/install-release.sh.j2": {
@@ -131,10 +133,19 @@ def _samples() -> dict[str, dict[str, dict]]:
         "openclaw/macos/openclaw-kit-cli.j2": {"default": launchd.cli_data()},
         "openclaw/macos/openclaw-kit-gateway.j2": {"default": dict(port=18789, **launchd.cli_data())},
         "openclaw/macos/switch-release.sh.j2": {"default": dict(release=release, current=launchd.CURRENT)},
-        "openclaw/macos/user-agent-handover.sh.j2": {"default": dict(
-            label=launchd.LABEL, user="admin", plist="/Users/admin/Library/LaunchAgents/ai.openclaw.gateway.plist",
-            parked_dir="/Users/admin/Library/LaunchAgents-disabled-by-openclaw-kit", user_state="/Users/admin/.openclaw",
-            state_dir=launchd.STATE_DIR, service_user=launchd.USER)},
+        "openclaw/macos/user-agent-handover.sh.j2": {"default": lambda: launchd.handover_script(
+            "admin", launchd.LABEL, "/Users/admin/Library/LaunchAgents/ai.openclaw.gateway.plist")},
+        "nginx/check-candidate.sh.j2": {"default": lambda: nginx.check_command(["nginx.conf", *nginx_servers])},
+        "nginx/promote-candidate.sh.j2": {"default": nginx.promote_command},
+        "openclaw/config-check.sh.j2": {"default": lambda: render_command(
+            "openclaw", "config-check.sh.j2", merge=GATEWAY_CONFIG_MERGE, desired=f"{openclaw.CONFIG_CANDIDATE_DIR}/x.json5",
+            live=openclaw.LIVE_CONFIG, merged=f"{openclaw.LIVE_CONFIG}.kit-candidate", user=openclaw.USER,
+            validate=openclaw.validate(release=release, config=f"{openclaw.LIVE_CONFIG}.kit-candidate"))},
+        "openclaw/health-wait.sh.j2": {"linux": lambda: gateway.systemd_health_wait(18789), "macos": lambda: launchd.health_wait(18789)},
+        "operations/check-then-promote.sh.j2": {"sshd": lambda: operations.check_then_promote(
+            "sshd -t -f /etc/ssh/sshd_config", "sshd rejected it", "true")[0]},
+        "operations/restart.sh.j2": {"default": lambda: operations.restart("systemd-journald.service")},
+        "operations/restart-in-sandbox.sh.j2": {"default": lambda: operations.restart_in_sandbox("nginx.service")[0]},
         "tls/deploy-hook.j2": {"default": tls.script_data(acme_ca_file=None)},
         "tls/renew-certificates.j2": {"own CA": tls.script_data(acme_ca_file="/etc/ssl/ca.pem"),
                                       "public CA": tls.script_data(acme_ca_file=None)},
@@ -155,7 +166,7 @@ def renderings(host_file: HostFile) -> dict[str, str]:
         parser.filters["quote"] = str  # parsed only, to find the names the data must give
         source = parser.parse(host_file.path.read_text())
         variants = {"placeholders": {name: Placeholder(name=name) for name in meta.find_undeclared_variables(source)}}
-    return {variant: render(role, src, **data) for variant, data in variants.items()}
+    return {variant: data() if callable(data) else render(role, src, **data) for variant, data in variants.items()}
 
 
 def sampled_templates() -> set[str]:
