@@ -169,5 +169,15 @@ def renderings(host_file: HostFile) -> dict[str, str]:
     return {variant: data() if callable(data) else render(role, src, **data) for variant, data in variants.items()}
 
 
+# `python3 -c '...'` (single-quoted, so the shell passes it verbatim) and `python3 - ... <<'END'`.
+PYTHON_ARGUMENT = re.compile(r"python3 -c '([^']*)'")
+PYTHON_HEREDOC = re.compile(r"python3 -[^\n]*<<-?'(\w+)'\n(.*?)\n\1\n", re.DOTALL)
+
+
+def embedded_python(text: str) -> list[str]:
+    """The Python programs a shell script hands to python3."""
+    return PYTHON_ARGUMENT.findall(text) + [body for _, body in PYTHON_HEREDOC.findall(text)]
+
+
 def sampled_templates() -> set[str]:
     return set(_samples())

@@ -1,4 +1,5 @@
-"""Every Python file the kit runs on a host, under the oldest Python of each platform family that runs it.
+"""Every Python file the kit runs on a host (and every program a script hands to python3), under the oldest
+Python of each platform family that runs it.
 
 A host runs them with its own /usr/bin/python3: 3.9 on a Mac (the Command Line Tools'), 3.11 on
 Debian 12. Where this machine has that interpreter (pyenv carries several) each file is imported by it
@@ -19,7 +20,7 @@ import pytest
 
 from openclaw_kit import jsonconfig
 from openclaw_kit.platform import PLATFORMS
-from tests.unit.host_files import host_files, renderings
+from tests.unit.host_files import embedded_python, host_files, renderings
 
 # The python3 a platform's host runs the kit's files with (/usr/bin/python3 as the release ships it).
 HOST_PYTHON = {
@@ -27,6 +28,9 @@ HOST_PYTHON = {
     "macOS 14 Sonoma": (3, 9), "macOS 15 Sequoia": (3, 9), "macOS 26 Tahoe": (3, 9),
 }
 PYTHON_FILES = [host_file for host_file in host_files() if host_file.kind == "python"]
+# Shell scripts that hand a program to python3 (a snippet in `python3 -c` or a here-document).
+WITH_PYTHON = [host_file for host_file in host_files() if host_file.kind in ("sh", "bash")
+               and any(embedded_python(text) for text in renderings(host_file).values())]
 
 
 def oldest(family: str) -> tuple[int, int]:
@@ -49,16 +53,26 @@ def interpreter(version: tuple[int, int]) -> str | None:
     return shutil.which(name, path=path)
 
 
-def cases() -> list:
+def cases(files: list) -> list:
     return [pytest.param(host_file, version, id=f"{host_file.name}-python{version[0]}.{version[1]}")
-            for host_file in PYTHON_FILES for version in sorted({oldest(family) for family in host_file.families})]
+            for host_file in files for version in sorted({oldest(family) for family in host_file.families})]
+
+
+def vermin_finds_nothing_newer(version: tuple[int, int], paths: list[Path]) -> None:
+    vermin = shutil.which("vermin", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    assert vermin, "vermin is not installed: it is in the test extra (./kit test installs it)"
+    # Annotations as Python evaluates them without `from __future__ import annotations`; union-types: `X | Y`.
+    checked = subprocess.run([vermin, "--no-tips", "--violations", "--eval-annotations", "--feature", "union-types",
+                              "-t=%d.%d-" % version, *map(str, paths)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_every_platform_says_which_python_its_hosts_run():
     assert {platform.label for platform in PLATFORMS.values()} == set(HOST_PYTHON)
     assert {host_file.name for host_file in PYTHON_FILES} >= {"openclaw_kit/jsonconfig.py", "templates/logs/openclaw-kit-job.j2"}
     assert {"jsonconfig-3.9", "jsonconfig-3.11"} <= {f"{Path(p.values[0].name).stem}-{p.values[1][0]}.{p.values[1][1]}"
-                                                     for p in cases()}
+                                                     for p in cases(PYTHON_FILES)}
+    assert "templates/backup/openclaw-kit-restore.j2" in {host_file.name for host_file in WITH_PYTHON}
 
 
 def rendered(host_file, tmp_path: Path) -> list[Path]:
@@ -70,7 +84,7 @@ def rendered(host_file, tmp_path: Path) -> list[Path]:
     return paths
 
 
-@pytest.mark.parametrize("host_file, version", cases())
+@pytest.mark.parametrize("host_file, version", cases(PYTHON_FILES))
 def test_the_file_imports_under_the_oldest_python_that_runs_it(host_file, version, tmp_path):
     python = interpreter(version)
     if python is None:
@@ -99,11 +113,28 @@ def test_the_config_merge_tool_merges_and_digests_under_the_oldest_python(versio
 
 @pytest.mark.parametrize("host_file", PYTHON_FILES, ids=lambda host_file: host_file.name)
 def test_vermin_finds_nothing_newer_than_the_oldest_python_that_runs_it(host_file, tmp_path):
-    version = min(oldest(family) for family in host_file.families)
-    # union-types: `X | Y` in annotations a module evaluates (no `from __future__ import annotations`).
-    vermin = shutil.which("vermin", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    assert vermin, "vermin is not installed: it is in the test extra (./kit test installs it)"
-    checked = subprocess.run([vermin, "--no-tips", "--violations", "--feature", "union-types",
-                              "-t=%d.%d-" % version, *map(str, rendered(host_file, tmp_path))],
-                             capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    vermin_finds_nothing_newer(min(oldest(family) for family in host_file.families), rendered(host_file, tmp_path))
+
+
+def snippets(host_file, tmp_path: Path) -> list[Path]:
+    paths = []
+    for text in renderings(host_file).values():
+        for program in embedded_python(text):
+            paths.append(tmp_path / f"snippet_{len(paths)}.py")
+            paths[-1].write_text(program)
+    return paths
+
+
+@pytest.mark.parametrize("host_file, version", cases(WITH_PYTHON))
+def test_the_python_a_script_runs_compiles_under_the_oldest_python_that_runs_it(host_file, version, tmp_path):
+    python = interpreter(version)
+    if python is None:
+        pytest.skip("no python%d.%d on this machine (pyenv install it)" % version)
+    for path in snippets(host_file, tmp_path):
+        compiled = subprocess.run([python, "-m", "py_compile", str(path)], capture_output=True, text=True, timeout=60)
+        assert compiled.returncode == 0, f"{host_file.name} under {python}:\n{path.read_text()}\n{compiled.stderr}"
+
+
+@pytest.mark.parametrize("host_file", WITH_PYTHON, ids=lambda host_file: host_file.name)
+def test_vermin_finds_nothing_newer_in_the_python_a_script_runs(host_file, tmp_path):
+    vermin_finds_nothing_newer(min(oldest(family) for family in host_file.families), snippets(host_file, tmp_path))
