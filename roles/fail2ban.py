@@ -11,8 +11,6 @@ and the running fail2ban keeps its configuration.
 
 from __future__ import annotations
 
-import shlex
-
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
@@ -28,7 +26,7 @@ from openclaw_kit.operations import (
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
-from openclaw_kit.templates import render, template
+from openclaw_kit.templates import render, render_command, template
 
 ETC = "/etc/fail2ban"
 CANDIDATE_DIR = f"{KIT_STATE_DIR}/fail2ban/candidate"  # the kit's files, mirroring ETC, before the check
@@ -122,12 +120,8 @@ def config_files(settings: HostSettings, access_log: str = NGINX_ACCESS_LOG) -> 
 
 def check_command(etc: str = ETC, candidate: str = CANDIDATE_DIR) -> str:
     """Shell that checks a scratch copy of `etc` with the candidate files in it, touching nothing live."""
-    q = shlex.quote
-    scratch = f"{candidate}.check"
-    return (
-        f"rm -rf {q(scratch)} && cp -a {q(etc)} {q(scratch)} && cp -a {q(candidate)}/. {q(scratch)}/ && "
-        f"{{ fail2ban-client -c {q(scratch)} -t; status=$?; rm -rf {q(scratch)}; exit $status; }}"
-    )
+    return render_command("fail2ban", "check-candidate.sh.j2", etc=etc, candidate=candidate,
+                          scratch=f"{candidate}.check")
 
 
 def activation_commands(relatives: list[str], etc: str = ETC, candidate: str = CANDIDATE_DIR) -> list[str]:

@@ -26,7 +26,7 @@ from openclaw_kit.layout import GATEWAY_CONFIG_MERGE, GATEWAY_ENV_FILE
 from openclaw_kit.platform import PLATFORMS
 from openclaw_kit.settings import validate_hosts
 from openclaw_kit.templates import TEMPLATES, render, render_command
-from roles import backup, logs, nginx, tls, wireguard
+from roles import backup, fail2ban, logs, nginx, tls, wireguard
 from roles.base import macos as base_macos
 from roles.base.sshd import SSHD_CANDIDATE, SSHD_CONFIG, SSHD_DROPIN_DIR, SSHD_DROPIN_NAME
 from roles.firewall import nftables, pf
@@ -111,6 +111,7 @@ def _samples() -> dict[str, dict[str, dict]]:
         "base/sshd-check.sh.j2": {"groups": {**sshd, "allow_groups": ["sshusers"]}, "no groups": {**sshd, "allow_groups": []}},
         "base/umask.sh.j2": {"default": dict(umask="027")},
         "base/macos/power-settings.sh.j2": {"default": lambda: base_macos.power_script(base_macos.POWER)},
+        "fail2ban/check-candidate.sh.j2": {"default": fail2ban.check_command},
         "firewall/openclaw-kit-firewall-apply.j2": {"default": nftables.script_data()},
         "firewall/macos/openclaw-kit-firewall-apply.j2": {"default": pf.script_data()},
         "firewall/macos/pf-conf-reference.sh.j2": {"default": dict(pf_conf=pf.PF_CONF, lines=pf.PF_CONF_LINES)},
