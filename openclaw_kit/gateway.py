@@ -13,15 +13,15 @@ from openclaw_kit.templates import render_command
 HEALTH_TIMEOUT = 180
 
 
-def health_wait(port: int, *, service: str, recent_logs: str) -> str:
+def health_wait_command(port: int, *, service: str, recent_logs: str) -> str:
     """A bounded wait for GET /healthz on loopback; on failure, the gateway's last log lines (`recent_logs`,
     a command)."""
     return render_command("openclaw", "health-wait.sh.j2", current=GATEWAY_CURRENT, port=port, timeout=HEALTH_TIMEOUT,
                           service=service, recent_logs=recent_logs)
 
 
-def systemd_health_wait(port: int) -> str:
-    """health_wait for the gateway's systemd unit; on failure, the unit's last journal lines."""
-    return health_wait(
+def systemd_health_wait_command(port: int) -> str:
+    """health_wait_command for the gateway's systemd unit; on failure, the unit's last journal lines."""
+    return health_wait_command(
         port, service=GATEWAY_SERVICE, recent_logs=f"journalctl -u {GATEWAY_SERVICE} -n 30 --no-pager"
     )

@@ -17,10 +17,10 @@ from pyinfra.operations import server, systemd
 
 from openclaw_kit.layout import KIT_STATE_DIR, NFT_TABLE, NGINX_ACCESS_LOG_NAME, NGINX_LOG_DIR
 from openclaw_kit.operations import (
-    check_then_promote,
+    check_then_promote_commands,
     checked_config,
-    promote_files,
-    restart_in_sandbox,
+    promote_files_command,
+    restart_in_sandbox_commands,
     sandbox_dropin,
 )
 from openclaw_kit.packages import install_missing
@@ -84,7 +84,7 @@ def fail2ban(settings: HostSettings):
     # One restart when the sandbox changed (it reads the new configuration too), else a reload: two in a
     # row catch fail2ban still starting.
     server.shell(name="Restart fail2ban in its new sandbox",
-                 commands=[WAIT_UNTIL_ANSWERING, *restart_in_sandbox(SERVICE)], _if=sandbox_op.did_change)
+                 commands=[WAIT_UNTIL_ANSWERING, *restart_in_sandbox_commands(SERVICE)], _if=sandbox_op.did_change)
     server.shell(
         name="Reload fail2ban for its new configuration",
         commands=[WAIT_UNTIL_ANSWERING, RELOAD],
@@ -126,4 +126,5 @@ def check_command(etc: str = ETC, candidate: str = CANDIDATE_DIR) -> str:
 
 def activation_commands(relatives: list[str], etc: str = ETC, candidate: str = CANDIDATE_DIR) -> list[str]:
     """What checked_config runs on the host once the candidate is written (for the tests)."""
-    return check_then_promote(check_command(etc, candidate), REJECTED, promote_files(relatives, etc, candidate))
+    promote = promote_files_command(relatives, etc, candidate)
+    return check_then_promote_commands(check_command(etc, candidate), REJECTED, promote)

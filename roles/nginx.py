@@ -30,7 +30,12 @@ from openclaw_kit.layout import NGINX_ACCESS_LOG_NAME as ACCESS_LOG_NAME
 from openclaw_kit.layout import NGINX_LOG_DIR as LOG_DIR
 from openclaw_kit.layout import NGINX_PID as PID
 from openclaw_kit.layout import TLS_CURRENT as CURRENT
-from openclaw_kit.operations import check_then_promote, checked_config, restart_in_sandbox, sandbox_dropin
+from openclaw_kit.operations import (
+    check_then_promote_commands,
+    checked_config,
+    restart_in_sandbox_commands,
+    sandbox_dropin,
+)
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.secrets import Secret, private_file
@@ -137,7 +142,7 @@ def nginx(settings: HostSettings):
     )
     sandbox_op = template(name=f"nginx's systemd sandbox {sandbox_dropin(SERVICE)}", role="nginx",
                           src="systemd-sandbox.conf.j2", dest=sandbox_dropin(SERVICE))
-    server.shell(name="Restart nginx in its new sandbox", commands=restart_in_sandbox(SERVICE),
+    server.shell(name="Restart nginx in its new sandbox", commands=restart_in_sandbox_commands(SERVICE),
                  _if=sandbox_op.did_change)
     systemd.service(name="nginx enabled and running", service=SERVICE, running=True, enabled=True)
 
@@ -188,7 +193,7 @@ def promote_command(etc: str = ETC) -> str:
 
 def activation_commands(relatives: list[str], etc: str = ETC) -> list[str]:
     """What checked_config runs on the host once the candidate is written (for the tests)."""
-    return check_then_promote(check_command(relatives, etc), REJECTED, promote_command(etc))
+    return check_then_promote_commands(check_command(relatives, etc), REJECTED, promote_command(etc))
 
 
 def bootstrap_certificate(settings: HostSettings, days: int = BOOTSTRAP_DAYS) -> tuple[bytes, bytes]:

@@ -92,7 +92,7 @@ def install(settings: HostSettings, *, release: str, node_dir: str) -> None:
     template(name=f"CLI wrapper {CLI}", role="openclaw", src="openclaw-kit-cli.j2", dest=CLI, mode="750", **cli_data())
 
 
-def validate(*, release: str, config: str) -> str:
+def validate_command(*, release: str, config: str) -> str:
     """The command that validates `config` with the OpenClaw of `release`, as the service."""
     q = shlex.quote
     return f"OPENCLAW_CONFIG_PATH={q(config)} {q(CLI)} --release {q(release)} config validate --json"

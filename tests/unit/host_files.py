@@ -141,12 +141,12 @@ def _samples() -> dict[str, dict[str, dict]]:
         "openclaw/config-check.sh.j2": {"default": lambda: render_command(
             "openclaw", "config-check.sh.j2", merge=GATEWAY_CONFIG_MERGE, desired=f"{openclaw.CONFIG_CANDIDATE_DIR}/x.json5",
             live=openclaw.LIVE_CONFIG, merged=f"{openclaw.LIVE_CONFIG}.kit-candidate", user=openclaw.USER,
-            validate=openclaw.validate(release=release, config=f"{openclaw.LIVE_CONFIG}.kit-candidate"))},
-        "openclaw/health-wait.sh.j2": {"linux": lambda: gateway.systemd_health_wait(18789), "macos": lambda: launchd.health_wait(18789)},
-        "operations/check-then-promote.sh.j2": {"sshd": lambda: operations.check_then_promote(
+            validate=openclaw.validate_command(release=release, config=f"{openclaw.LIVE_CONFIG}.kit-candidate"))},
+        "openclaw/health-wait.sh.j2": {"linux": lambda: gateway.systemd_health_wait_command(18789), "macos": lambda: launchd.health_wait_command(18789)},
+        "operations/check-then-promote.sh.j2": {"sshd": lambda: operations.check_then_promote_commands(
             "sshd -t -f /etc/ssh/sshd_config", "sshd rejected it", "true")[0]},
-        "operations/restart.sh.j2": {"default": lambda: operations.restart("systemd-journald.service")},
-        "operations/restart-in-sandbox.sh.j2": {"default": lambda: operations.restart_in_sandbox("nginx.service")[0]},
+        "operations/restart.sh.j2": {"default": lambda: operations.restart_command("systemd-journald.service")},
+        "operations/restart-in-sandbox.sh.j2": {"default": lambda: operations.restart_in_sandbox_commands("nginx.service")[0]},
         "tls/deploy-hook.j2": {"default": tls.script_data(acme_ca_file=None)},
         "tls/renew-certificates.j2": {"own CA": tls.script_data(acme_ca_file="/etc/ssl/ca.pem"),
                                       "public CA": tls.script_data(acme_ca_file=None)},

@@ -185,7 +185,7 @@ def test_a_job_left_unloaded_by_a_failed_reload_is_loaded_and_its_marker_removed
         ("openclaw | The gateway as a LaunchDaemon: load ai.openclaw.gateway (launchctl bootstrap system)", [
             "launchctl enable system/ai.openclaw.gateway", "launchctl bootstrap system /Library/LaunchDaemons/ai.openclaw.gateway.plist",
             "rm -f /var/db/openclaw-kit/launchd-reload-pending/ai.openclaw.gateway"]),
-        ("openclaw | Wait for ai.openclaw.gateway to answer /healthz", [role.health_wait(s.gateway_port)]),
+        ("openclaw | Wait for ai.openclaw.gateway to answer /healthz", [role.health_wait_command(s.gateway_port)]),
     ]
 
 
