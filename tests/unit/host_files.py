@@ -143,6 +143,10 @@ def _samples() -> dict[str, dict[str, dict]]:
             live=openclaw.LIVE_CONFIG, merged=f"{openclaw.LIVE_CONFIG}.kit-candidate", user=openclaw.USER,
             validate=openclaw.validate_command(release=release, config=f"{openclaw.LIVE_CONFIG}.kit-candidate"))},
         "openclaw/health-wait.sh.j2": {"linux": lambda: gateway.systemd_health_wait_command(18789), "macos": lambda: launchd.health_wait_command(18789)},
+        "openclaw/unpack-node.sh.j2": {"default": dict(sha256="a" * 64, node_dir=node_dir,
+                                                       archive="/opt/openclaw/downloads/node-v24.21.0-linux-x64.tar.xz")},
+        "openclaw/unpack-npm.sh.j2": {"default": dict(archive="/opt/openclaw/downloads/npm-11.6.2.tgz",
+                                                      npm_dir="/opt/openclaw/npm-11.6.2")},
         "operations/check-then-promote.sh.j2": {"sshd": lambda: operations.check_then_promote_commands(
             "sshd -t -f /etc/ssh/sshd_config", "sshd rejected it", "true")[0]},
         "operations/restart.sh.j2": {"default": lambda: operations.restart_command("systemd-journald.service")},

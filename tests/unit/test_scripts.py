@@ -9,6 +9,7 @@ The sandbox tests run the same scripts against the real programs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from openclaw_kit import jsonconfig
-from openclaw_kit.templates import render
+from openclaw_kit.templates import render, render_command
 from roles import backup, logs, tls, wireguard
 from roles.firewall import nftables
 from roles.openclaw import systemd as openclaw
@@ -165,6 +166,43 @@ def test_the_cli_wrapper_runs_the_release_as_the_service_with_its_environment(tm
     assert f"HOME={state}" in lines and "OPENCLAW_GATEWAY_TOKEN=secret-for-the-test" in lines
     assert f"OPENCLAW_CONFIG_PATH={openclaw.LIVE_CONFIG}" in lines and "OPENCLAW_NO_AUTO_UPDATE=1" in lines
     assert f"NODE_COMPILE_CACHE={openclaw.COMPILE_CACHE}" in lines
+
+
+# --- openclaw: Node.js and npm unpacked ---------------------------------------------------------------------
+
+
+def test_node_is_unpacked_only_from_the_pinned_archive_and_readable_by_the_service(tmp_path):
+    (tmp_path / "node-v1" / "bin").mkdir(parents=True)
+    (tmp_path / "node-v1" / "bin" / "node").write_text("#!/bin/sh\n")
+    archive = tmp_path / "node.tar.xz"
+    subprocess.run(["tar", "-cJf", str(archive), "-C", str(tmp_path), "node-v1"], check=True)
+    node_dir = tmp_path / "opt" / "node-v1"
+    (tmp_path / "opt").mkdir()
+    sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
+
+    def unpack(pinned: str) -> subprocess.CompletedProcess:
+        command = render_command("openclaw", "unpack-node.sh.j2", sha256=pinned, archive=str(archive), node_dir=str(node_dir))
+        return subprocess.run([DASH or "sh", "-c", f"umask 077; {command}"], capture_output=True, text=True, timeout=60)
+
+    refused = unpack("0" * 64)
+    assert refused.returncode != 0 and not node_dir.exists() and not (tmp_path / "opt" / "node-v1.partial").exists()
+    done = unpack(sha256)
+    assert done.returncode == 0, done.stderr
+    assert (node_dir / "bin" / "node").read_text() == "#!/bin/sh\n" and not (tmp_path / "opt" / "node-v1.partial").exists()
+    assert oct(node_dir.stat().st_mode & 0o777) == "0o755", "the service user cannot read what root unpacked"
+
+
+def test_npm_is_unpacked_into_its_own_directory(tmp_path):
+    (tmp_path / "package" / "bin").mkdir(parents=True)
+    (tmp_path / "package" / "bin" / "npm-cli.js").write_text("// npm\n")
+    archive = tmp_path / "npm.tgz"
+    subprocess.run(["tar", "-czf", str(archive), "-C", str(tmp_path), "package"], check=True)
+    npm_dir = tmp_path / "opt" / "npm-11"
+    (npm_dir / "stale").mkdir(parents=True)
+    command = render_command("openclaw", "unpack-npm.sh.j2", archive=str(archive), npm_dir=str(npm_dir))
+    done = subprocess.run([DASH or "sh", "-c", f"umask 077; {command}"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in npm_dir.iterdir()) == ["bin"] and oct(npm_dir.stat().st_mode & 0o777) == "0o755"
 
 
 # --- openclaw: the config merge tool --------------------------------------------------------------------------
