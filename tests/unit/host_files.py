@@ -5,10 +5,12 @@ with `sh -c`) or its first line is a sh/bash shebang, a Python file when that li
 module of openclaw_kit/ is run on a host when its first line is the host's `#!/usr/bin/python3`
 (jsonconfig.py, put there with files.put), on every platform. Which platforms may run a template
 follows from the platform table: those that have its role, and of them only the family whose
-directory it sits in (templates/<role>/<family>/); one in the role's own directory counts for all. The samples give a template the data its role renders it with (or the role's own
-function that renders it), one entry per variant worth checking; a template without one is rendered
-with placeholders, so a new template is checked from the day it is added (should placeholders make
-it fail, give it a sample).
+directory it sits in (templates/<role>/<family>/); one in the role's own directory counts for all.
+
+The samples give a template the data its role renders it with (or the role's own function that
+renders it), one entry per variant worth checking; a template without one is rendered with
+placeholders, so a new template is checked from the day it is added (should placeholders make it
+fail, give it a sample).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from tests.unit.test_wireguard import mesh_host
 
 REPO = TEMPLATES.parent
 FAMILIES = {platform.family for platform in PLATFORMS.values()}
-SHEBANG = re.compile(r"#!\s*(?:/usr/bin/env\s+)?\S*?(sh|bash|python3?)(?:\s|$)")
+SHEBANG = re.compile(r"#!\s*(?:/usr/bin/env\s+|\S*/)(sh|bash|python3?)(?:\s|$)")
 
 
 @dataclass(frozen=True)
