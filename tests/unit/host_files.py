@@ -6,6 +6,8 @@ module of openclaw_kit/ is run on a host when its first line is the host's `#!/u
 (jsonconfig.py, put there with files.put), on every platform. Which platforms may run a template
 follows from the platform table: those that have its role, and of them only the family whose
 directory it sits in (templates/<role>/<family>/); one in the role's own directory counts for all.
+A directory of the plumbing's named after a service manager (templates/launchd/) counts for the
+platforms that have it; any other (templates/operations/) for all.
 
 The samples give a template the data its role renders it with (or the role's own function that
 renders it), one entry per variant worth checking; a template without one is rendered with
@@ -71,9 +73,11 @@ def _kind(path: Path) -> str | None:
 
 def _families(relative: Path) -> frozenset[str]:
     role, *directories = relative.parts[:-1]
-    # templates/operations/ and templates/launchd/: the plumbing's (openclaw_kit/operations.py, launchd.py), no
-    # role's; counted for every platform.
-    having_role = {platform.family for platform in PLATFORMS.values() if role in platform.roles} or FAMILIES
+    # templates/launchd/ and templates/operations/ are no role's but the plumbing's (openclaw_kit/launchd.py,
+    # operations.py): a service manager's go to the platforms that have it, the rest to every platform.
+    having_role = ({platform.family for platform in PLATFORMS.values() if role in platform.roles}
+                   or {platform.family for platform in PLATFORMS.values() if role == platform.service_manager}
+                   or FAMILIES)
     placed = [directory for directory in directories if directory in FAMILIES]
     return frozenset(having_role & set(placed) if placed else having_role)
 

@@ -34,7 +34,12 @@ def variants() -> list:
 def test_the_scripts_are_found_and_every_sampled_template_is_one():
     names = {host_file.name.removeprefix("templates/") for host_file in host_files()}
     assert {"firewall/openclaw-kit-firewall-apply.j2", "wireguard/make-key.sh.j2", "backup/openclaw-kit-restic.j2",
-            "openclaw/macos/user-agent-handover.sh.j2"} <= names
+            "openclaw/macos/user-agent-handover.sh.j2", "launchd/reload.sh.j2", "base/macos/power-settings.sh.j2",
+            "firewall/macos/openclaw-kit-firewall-apply.j2", "firewall/macos/pf-conf-reference.sh.j2"} <= names
+    # launchd's scripts run on a Mac only, and are checked for bash 3.2 as all a Mac runs.
+    found = {host_file.name: host_file for host_file in host_files()}
+    assert found["templates/launchd/reload.sh.j2"].families == {"macos"}
+    assert found["templates/operations/check-then-promote.sh.j2"].on_macos
     # A sample for a template that is no longer found (renamed, or its shebang lost) checks nothing.
     assert sampled_templates() <= names
 
