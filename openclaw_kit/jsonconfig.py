@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import sys
+from typing import Optional  # not `dict | None`: the host's /usr/bin/python3 is 3.9 on a Mac (the Command Line Tools')
 
 
 def load_commented(text: str) -> dict:
@@ -21,7 +22,7 @@ def digest(sections: dict) -> str:
     return hashlib.sha256(json.dumps(sections, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def read_live(path: str) -> dict | None:
+def read_live(path: str) -> Optional[dict]:
     try:
         with open(path) as f:
             return json.load(f)
@@ -34,7 +35,7 @@ def merge(desired_path: str, live_path: str, out_path: str) -> None:
         desired = load_commented(f.read())
     live = read_live(live_path) or {}
     live.update(desired)
-    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # novermin: flags, not a union type
     with os.fdopen(fd, "w") as f:
         json.dump(live, f, indent=2)
         f.write("\n")

@@ -11,6 +11,8 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, StringCommand, operation
 from pyinfra.facts.files import File, Sha256File
 
+from openclaw_kit.templates import render_command
+
 
 def sha256(content: str) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
@@ -76,8 +78,8 @@ def checked_config(
         yield FileUploadCommand(io.BytesIO(content.encode()), path, remote_temp_filename=host.get_temp_filename(path))
     yield StringCommand("chown", f"{user}:{group}", *candidates, "&&", "chmod", mode, *candidates)
     if promote is None:
-        promote = promote_files(list(files), live_dir, candidate_dir)
-    for command in check_then_promote(check, rejected, promote):
+        promote = promote_files_command(list(files), live_dir, candidate_dir)
+    for command in check_then_promote_commands(check, rejected, promote):
         yield StringCommand(command)
 
 
@@ -90,13 +92,13 @@ def _in_place(path: str, content: str, user: str, group: str, mode: str) -> bool
     )
 
 
-def check_then_promote(check: str, rejected: str, promote: str) -> list[str]:
+def check_then_promote_commands(check: str, rejected: str, promote: str) -> list[str]:
     """The shell commands checked_config runs once the candidate is written: the check (in a subshell,
     so a check script's `exit` ends only the check), failing with `rejected`, then the promotion."""
-    return [f"( {check}\n) || {{ echo {shlex.quote(rejected)} >&2; exit 1; }}", promote]
+    return [render_command("operations", "check-then-promote.sh.j2", check=check, rejected=rejected), promote]
 
 
-def promote_files(relatives: list[str], live_dir: str, candidate_dir: str) -> str:
+def promote_files_command(relatives: list[str], live_dir: str, candidate_dir: str) -> str:
     """Each candidate file copied beside its live file, then renamed over it (atomic per file)."""
     q = shlex.quote
     return " && ".join(
@@ -111,25 +113,19 @@ def sandbox_dropin(service: str, unit_dir: str = "/etc/systemd/system") -> str:
     return f"{unit_dir}/{service}.d/openclaw-kit-sandbox.conf"
 
 
-def restart_in_sandbox(service: str, unit_dir: str = "/etc/systemd/system") -> list[str]:
+def restart_in_sandbox_commands(service: str, unit_dir: str = "/etc/systemd/system") -> list[str]:
     """Shell that restarts `service` with its new sandbox drop-in; should it not start that way, the
     drop-in is taken away, the service started as it was, and the deploy fails saying so."""
     path = sandbox_dropin(service, unit_dir)
-    dropin = shlex.quote(path)
-    failed = shlex.quote(f"{service} did not start in its systemd sandbox ({path}, removed "
-                         f"again; journalctl -u {service} says why); it runs without it")
-    return [
-        f"systemctl daemon-reload && {{ {restart(service)}; }} || {{ rm -f {dropin}; systemctl daemon-reload; "
-        f"systemctl restart {service}; echo {failed} >&2; exit 1; }}"
-    ]
+    failed = (f"{service} did not start in its systemd sandbox ({path}, removed again; journalctl -u {service} "
+              "says why); it runs without it")
+    return [render_command("operations", "restart-in-sandbox.sh.j2", service=service, dropin=path, failed=failed)]
 
 
-def restart(service: str) -> str:
+def restart_command(service: str) -> str:
     """Shell that restarts `service`. Should systemd not even spawn it (result `resources`: "Failed to spawn
     executor: No such file or directory", systemd 257 in the sandbox's containers on this cgroup-v1
     machine, right after a reload or daemon-reload; never by hand), it is started once more; a failed
     restart after which something (journald's sockets) already started it again passes if it is
     active. A service that itself fails to start is not tried again."""
-    return (f"systemctl restart {service} || case \"$(systemctl show -P Result {service})\" in "
-            f"resources) systemctl reset-failed {service} && systemctl start {service} ;; "
-            f"success) systemctl is-active --quiet {service} ;; *) false ;; esac")
+    return render_command("operations", "restart.sh.j2", service=service)

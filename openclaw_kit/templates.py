@@ -53,3 +53,8 @@ def render(role: str, src: str, **data) -> str:
     )
     environment.filters["quote"] = shlex.quote  # for shell scripts
     return environment.get_template(src).render(**data)
+
+
+def render_command(role: str, src: str, **data) -> str:
+    """A shell command from a .sh.j2 template, as pyinfra runs it: rendered, without the file's final newline."""
+    return render(role, src, **data).removesuffix("\n")

@@ -19,7 +19,7 @@ from pyinfra.facts.files import File
 from pyinfra.operations import files, python, server
 from pyinfra.operations.util import any_changed
 
-from openclaw_kit.gateway import systemd_health_wait
+from openclaw_kit.gateway import systemd_health_wait_command
 from openclaw_kit.layout import (
     AUDIT_DIR,
     AUDIT_LOG,
@@ -275,7 +275,7 @@ def restore_data(settings: HostSettings) -> dict:
         service_user=GATEWAY_USER,
         state_tag=STATE_TAG,
         work_parent="/var/backups",
-        health_wait=systemd_health_wait(settings.gateway_port),
+        health_wait=systemd_health_wait_command(settings.gateway_port),
     )
 
 

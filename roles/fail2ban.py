@@ -11,24 +11,22 @@ and the running fail2ban keeps its configuration.
 
 from __future__ import annotations
 
-import shlex
-
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
 from openclaw_kit.layout import KIT_STATE_DIR, NFT_TABLE, NGINX_ACCESS_LOG_NAME, NGINX_LOG_DIR
 from openclaw_kit.operations import (
-    check_then_promote,
+    check_then_promote_commands,
     checked_config,
-    promote_files,
-    restart_in_sandbox,
+    promote_files_command,
+    restart_in_sandbox_commands,
     sandbox_dropin,
 )
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
-from openclaw_kit.templates import render, template
+from openclaw_kit.templates import render, render_command, template
 
 ETC = "/etc/fail2ban"
 CANDIDATE_DIR = f"{KIT_STATE_DIR}/fail2ban/candidate"  # the kit's files, mirroring ETC, before the check
@@ -86,7 +84,7 @@ def fail2ban(settings: HostSettings):
     # One restart when the sandbox changed (it reads the new configuration too), else a reload: two in a
     # row catch fail2ban still starting.
     server.shell(name="Restart fail2ban in its new sandbox",
-                 commands=[WAIT_UNTIL_ANSWERING, *restart_in_sandbox(SERVICE)], _if=sandbox_op.did_change)
+                 commands=[WAIT_UNTIL_ANSWERING, *restart_in_sandbox_commands(SERVICE)], _if=sandbox_op.did_change)
     server.shell(
         name="Reload fail2ban for its new configuration",
         commands=[WAIT_UNTIL_ANSWERING, RELOAD],
@@ -122,14 +120,11 @@ def config_files(settings: HostSettings, access_log: str = NGINX_ACCESS_LOG) -> 
 
 def check_command(etc: str = ETC, candidate: str = CANDIDATE_DIR) -> str:
     """Shell that checks a scratch copy of `etc` with the candidate files in it, touching nothing live."""
-    q = shlex.quote
-    scratch = f"{candidate}.check"
-    return (
-        f"rm -rf {q(scratch)} && cp -a {q(etc)} {q(scratch)} && cp -a {q(candidate)}/. {q(scratch)}/ && "
-        f"{{ fail2ban-client -c {q(scratch)} -t; status=$?; rm -rf {q(scratch)}; exit $status; }}"
-    )
+    return render_command("fail2ban", "check-candidate.sh.j2", etc=etc, candidate=candidate,
+                          scratch=f"{candidate}.check")
 
 
 def activation_commands(relatives: list[str], etc: str = ETC, candidate: str = CANDIDATE_DIR) -> list[str]:
     """What checked_config runs on the host once the candidate is written (for the tests)."""
-    return check_then_promote(check_command(etc, candidate), REJECTED, promote_files(relatives, etc, candidate))
+    promote = promote_files_command(relatives, etc, candidate)
+    return check_then_promote_commands(check_command(etc, candidate), REJECTED, promote)

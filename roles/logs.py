@@ -30,7 +30,7 @@ from openclaw_kit.layout import (
     NGINX_PID,
 )
 from openclaw_kit.layout import JOB_RUNNER as JOB
-from openclaw_kit.operations import restart
+from openclaw_kit.operations import restart_command
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
@@ -121,7 +121,7 @@ def logs(settings: HostSettings):
                            dest=JOURNALD_DROPIN, retention_days=settings.log_retention_days, **JOURNAL_LIMITS)
     server.shell(
         name="Restart journald for its new settings",
-        commands=[restart(JOURNALD), f"systemctl is-active --quiet {JOURNALD}"],
+        commands=[restart_command(JOURNALD), f"systemctl is-active --quiet {JOURNALD}"],
         _if=journald_op.did_change,
     )
 

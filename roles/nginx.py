@@ -30,13 +30,18 @@ from openclaw_kit.layout import NGINX_ACCESS_LOG_NAME as ACCESS_LOG_NAME
 from openclaw_kit.layout import NGINX_LOG_DIR as LOG_DIR
 from openclaw_kit.layout import NGINX_PID as PID
 from openclaw_kit.layout import TLS_CURRENT as CURRENT
-from openclaw_kit.operations import check_then_promote, checked_config, restart_in_sandbox, sandbox_dropin
+from openclaw_kit.operations import (
+    check_then_promote_commands,
+    checked_config,
+    restart_in_sandbox_commands,
+    sandbox_dropin,
+)
 from openclaw_kit.packages import install_missing
 from openclaw_kit.platform import platform_of
 from openclaw_kit.secrets import Secret, private_file
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.settings.nginx import WEBHOOK_PATHS
-from openclaw_kit.templates import render, template
+from openclaw_kit.templates import render, render_command, template
 
 ETC = "/etc/nginx"
 LIVE_DIR = f"{ETC}/openclaw-kit"  # the kit's servers
@@ -137,7 +142,7 @@ def nginx(settings: HostSettings):
     )
     sandbox_op = template(name=f"nginx's systemd sandbox {sandbox_dropin(SERVICE)}", role="nginx",
                           src="systemd-sandbox.conf.j2", dest=sandbox_dropin(SERVICE))
-    server.shell(name="Restart nginx in its new sandbox", commands=restart_in_sandbox(SERVICE),
+    server.shell(name="Restart nginx in its new sandbox", commands=restart_in_sandbox_commands(SERVICE),
                  _if=sandbox_op.did_change)
     systemd.service(name="nginx enabled and running", service=SERVICE, running=True, enabled=True)
 
@@ -174,46 +179,21 @@ def operator_cidrs(settings: HostSettings) -> list[str]:
 
 
 def check_command(relatives: list[str], etc: str = ETC) -> str:
-    """
-    Shell that checks the candidate with `nginx -t`, touching nothing live.
-
-    The candidate directory mirrors /etc/nginx: the kit's nginx.conf and openclaw-kit/ as
-    candidates, every other entry a symlink to the live one, so that a relative include in an
-    admin's own file (`include snippets/x.conf;`) resolves as it does live.
-    """
-    candidate = f"{etc}/openclaw-kit.candidate"
-    q = shlex.quote
-    keep = " ".join(
-        f"! -name {q(relative.rsplit('/', 1)[1])}" for relative in relatives if relative.startswith("openclaw-kit/")
-    )
-    return " && ".join(
-        [
-            # Leftovers of an earlier version of the kit must not be promoted with the rest.
-            f"find {q(candidate)}/openclaw-kit -mindepth 1 -maxdepth 1 {keep} -exec rm -rf {{}} +",
-            f"find {q(candidate)} -mindepth 1 -maxdepth 1 -type l -delete",
-            f"for entry in {q(etc)}/*; do case ${{entry##*/}} in nginx.conf|openclaw-kit|openclaw-kit.*) ;; "
-            f'*) ln -s "$entry" {q(candidate)}/ ;; esac; done',
-            f"nginx -t -q -c {q(candidate)}/nginx.conf",
-        ]
-    )
+    """Shell that checks the candidate with `nginx -t`, touching nothing live."""
+    keep = [relative.rsplit("/", 1)[1] for relative in relatives if relative.startswith("openclaw-kit/")]
+    return render_command("nginx", "check-candidate.sh.j2", etc=etc, candidate=f"{etc}/openclaw-kit.candidate",
+                          keep=keep)
 
 
 def promote_command(etc: str = ETC) -> str:
-    """Shell that makes the checked candidate live: the kit's servers and nginx.conf together (nginx
-    reads none of it before the reload)."""
-    live, candidate = f"{etc}/openclaw-kit", f"{etc}/openclaw-kit.candidate"
-    q = shlex.quote
-    return (
-        f"rm -rf {q(live)}.new {q(live)}.old && cp -a {q(candidate)}/openclaw-kit {q(live)}.new && "
-        f"cp -p {q(candidate)}/nginx.conf {q(etc)}/nginx.conf.openclaw-kit-new && "
-        f"{{ [ ! -e {q(live)} ] || mv {q(live)} {q(live)}.old; }} && mv {q(live)}.new {q(live)} && "
-        f"mv -f {q(etc)}/nginx.conf.openclaw-kit-new {q(etc)}/nginx.conf && rm -rf {q(live)}.old"
-    )
+    """Shell that makes the checked candidate live."""
+    return render_command("nginx", "promote-candidate.sh.j2", etc=etc, live=f"{etc}/openclaw-kit",
+                          candidate=f"{etc}/openclaw-kit.candidate")
 
 
 def activation_commands(relatives: list[str], etc: str = ETC) -> list[str]:
     """What checked_config runs on the host once the candidate is written (for the tests)."""
-    return check_then_promote(check_command(relatives, etc), REJECTED, promote_command(etc))
+    return check_then_promote_commands(check_command(relatives, etc), REJECTED, promote_command(etc))
 
 
 def bootstrap_certificate(settings: HostSettings, days: int = BOOTSTRAP_DAYS) -> tuple[bytes, bytes]:

@@ -183,7 +183,7 @@ def kernel_settings(*, container: str | None, arch: str, present: set[str] | Non
 SSHD_TEMPLATE = "sshd.conf.j2"
 
 
-def sshd_reload(platform) -> str:
+def sshd_reload_command(platform) -> str:
     """Shell that makes sshd use its new drop-in. Where sshd is socket-activated with the port generated
     from sshd_config, a new Port needs the generator re-run and the socket restarted (Ubuntu's documented
     procedure); an admin who went back to the plain service has no active socket, so only the service."""
@@ -353,5 +353,5 @@ def _kernel(settings: HostSettings, container: str | None) -> None:
 
 
 def reload_sshd(dropin_op) -> None:
-    server.shell(name="Reload sshd for its new drop-in", commands=[sshd_reload(platform_of(host))],
+    server.shell(name="Reload sshd for its new drop-in", commands=[sshd_reload_command(platform_of(host))],
                  _if=dropin_op.did_change)

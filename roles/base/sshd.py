@@ -8,7 +8,7 @@ import shlex
 from pyinfra import host
 
 from openclaw_kit.layout import SSHD_CONFIG, SSHD_DROPIN_DIR
-from openclaw_kit.operations import checked_config, promote_files
+from openclaw_kit.operations import checked_config, promote_files_command
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import render
 
@@ -81,7 +81,8 @@ def checked_dropin(settings: HostSettings, platform, src: str):
         rejected="sshd rejected the new drop-in (its message is above); the running sshd keeps the old one",
         promote=(
             f"install -d -m 755 -o root -g {platform.root_group} {SSHD_DROPIN_DIR} && "
-            f"{promote_files([SSHD_DROPIN_NAME], SSHD_DROPIN_DIR, SSHD_CANDIDATE)} && rm -rf {q(SSHD_CANDIDATE)}"
+            f"{promote_files_command([SSHD_DROPIN_NAME], SSHD_DROPIN_DIR, SSHD_CANDIDATE)} && "
+            f"rm -rf {q(SSHD_CANDIDATE)}"
         ),
         group=platform.root_group,
     )

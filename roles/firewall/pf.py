@@ -23,7 +23,7 @@ from pyinfra.facts.files import File, FindInFile
 from pyinfra.operations import files, server
 
 from openclaw_kit import launchd
-from openclaw_kit.operations import checked_config, promote_files
+from openclaw_kit.operations import checked_config, promote_files_command
 from openclaw_kit.settings import HostSettings
 from openclaw_kit.templates import render, template
 from roles.firewall.policy import CONFIRM_SECONDS, load_and_confirm, ruleset_data
@@ -95,7 +95,7 @@ def apply(settings: HostSettings):
         candidate_dir=CANDIDATE_DIR,
         check=f"pfctl -n -f {candidate}",
         rejected=f"pfctl -n rejected the new {MAIN}; the running rules and {MAIN} are unchanged",
-        promote=f"{APPLY} --load-main {candidate} && {promote_files(['pf.conf'], MAIN_DIR, CANDIDATE_DIR)}",
+        promote=f"{APPLY} --load-main {candidate} && {promote_files_command(['pf.conf'], MAIN_DIR, CANDIDATE_DIR)}",
         user="root",
         group="wheel",
         force=(status or {}).get("referenced") != "1",

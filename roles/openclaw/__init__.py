@@ -30,11 +30,11 @@ from openclaw_kit.layout import GATEWAY_ENV_FILE as ENV_FILE
 from openclaw_kit.layout import GATEWAY_LOG_DIR as LOG_DIR
 from openclaw_kit.layout import GATEWAY_LOG_FILE as LOG_FILE
 from openclaw_kit.layout import GATEWAY_PREFIX as PREFIX
-from openclaw_kit.operations import checked_config, promote_files
+from openclaw_kit.operations import checked_config, promote_files_command
 from openclaw_kit.platform import platform_of
 from openclaw_kit.secrets import DIGEST_SALT, EnvFileDigests, changed_names, secret_file
 from openclaw_kit.settings import HostSettings
-from openclaw_kit.templates import render
+from openclaw_kit.templates import render, render_command
 from roles.openclaw import launchd, systemd
 
 
@@ -51,7 +51,7 @@ class ServiceManager(Protocol):
 
     def install(self, settings: HostSettings, *, release: str, node_dir: str) -> None: ...
 
-    def validate(self, *, release: str, config: str) -> str:
+    def validate_command(self, *, release: str, config: str) -> str:
         """The command that validates `config` with the OpenClaw of `release`, as the service."""
 
     def service(self, settings: HostSettings, *, release: str, node_dir: str, switching: bool,
@@ -110,13 +110,12 @@ def openclaw(settings: HostSettings):
         candidate_dir=candidate_dir,
         group=user,
         mode="640",
-        check=(
-            f"{q(MERGE)} {q(f'{candidate_dir}/{DESIRED_NAME}')} {q(live)} {q(merged)} && "
-            f"chown {user}:{user} {q(merged)} && {{ {backend.validate(release=release, config=merged)} "
-            f"|| {{ rm -f {q(merged)}; exit 1; }}; }}"
+        check=render_command(
+            "openclaw", "config-check.sh.j2", merge=MERGE, desired=f"{candidate_dir}/{DESIRED_NAME}", live=live,
+            merged=merged, user=user, validate=backend.validate_command(release=release, config=merged),
         ),
         rejected="OpenClaw rejected the new config (its message is above); the running gateway keeps the old one",
-        promote=f"mv -f {q(merged)} {q(live)} && {promote_files([DESIRED_NAME], CONFIG_DIR, candidate_dir)}",
+        promote=f"mv -f {q(merged)} {q(live)} && {promote_files_command([DESIRED_NAME], CONFIG_DIR, candidate_dir)}",
         # The live config is OpenClaw's too: the kit's sections of it are compared, not the whole file.
         force=switching
         or host.get_fact(OwnedConfigDigest, path=live, sections=sorted(sections)) != jsonconfig.digest(sections),

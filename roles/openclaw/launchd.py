@@ -129,7 +129,7 @@ def install(settings: HostSettings, *, release: str, node_dir: str) -> None:
              **cli_data())
 
 
-def validate(*, release: str, config: str) -> str:
+def validate_command(*, release: str, config: str) -> str:
     """The command that validates `config` with the OpenClaw of `release`, as the service (the wrapper
     starts itself again through sudo, which drops the environment: the config is an option)."""
     q = shlex.quote
@@ -159,7 +159,7 @@ def service(settings: HostSettings, *, release: str, node_dir: str, switching: b
                                restart_when=changed)
     server.shell(
         name=f"Wait for {LABEL} to answer /healthz",
-        commands=[health_wait(settings.gateway_port)],
+        commands=[health_wait_command(settings.gateway_port)],
         _if=any_changed(daemon_op.loaded, *changed),
     )
     if switching:
@@ -258,6 +258,6 @@ def gateway_plist(settings: HostSettings) -> dict:
     }
 
 
-def health_wait(port: int) -> str:
+def health_wait_command(port: int) -> str:
     """A bounded wait for GET /healthz on loopback; on failure, the daemon's last stderr lines."""
-    return gateway.health_wait(port, service=LABEL, recent_logs=f"tail -n 30 {STDERR_LOG}")
+    return gateway.health_wait_command(port, service=LABEL, recent_logs=f"tail -n 30 {STDERR_LOG}")

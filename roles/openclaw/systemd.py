@@ -36,7 +36,7 @@ from openclaw_kit.packages import install_missing
 from openclaw_kit.pins import NODE_LINUX_SHA256, NPM_SHA256, NPM_VERSION
 from openclaw_kit.platform import platform_of
 from openclaw_kit.settings import HostSettings
-from openclaw_kit.templates import render, template
+from openclaw_kit.templates import render, render_command, template
 
 CONFIG_CANDIDATE_DIR = f"{KIT_STATE_DIR}/openclaw-config-candidate"
 # Node's module compile cache for the CLI wrapper's runs (why: the wrapper's template).
@@ -92,7 +92,7 @@ def install(settings: HostSettings, *, release: str, node_dir: str) -> None:
     template(name=f"CLI wrapper {CLI}", role="openclaw", src="openclaw-kit-cli.j2", dest=CLI, mode="750", **cli_data())
 
 
-def validate(*, release: str, config: str) -> str:
+def validate_command(*, release: str, config: str) -> str:
     """The command that validates `config` with the OpenClaw of `release`, as the service."""
     q = shlex.quote
     return f"OPENCLAW_CONFIG_PATH={q(config)} {q(CLI)} --release {q(release)} config validate --json"
@@ -188,19 +188,12 @@ def install_node(settings: HostSettings, arch: str | None, node_dir: str) -> Non
         )
         server.shell(
             name=f"Unpack npm {NPM_VERSION}",
-            commands=[
-                f"umask 022 && rm -rf {PREFIX}/npm-{NPM_VERSION} && mkdir -p {PREFIX}/npm-{NPM_VERSION} && "
-                f"tar -xzf {npm_archive} -C {PREFIX}/npm-{NPM_VERSION} --strip-components=1 --no-same-owner"
-            ],
+            commands=[render_command("openclaw", "unpack-npm.sh.j2", archive=npm_archive,
+                                     npm_dir=f"{PREFIX}/npm-{NPM_VERSION}")],
         )
     server.shell(
         name=f"Unpack Node.js {settings.node_version}",
-        commands=[
-            # umask: the service user reads what root unpacks, whatever login.defs' UMASK (027) gives sessions.
-            f"umask 022 && echo '{sha256}  {archive}' | sha256sum --check --quiet && rm -rf {node_dir}.partial && "
-            f"mkdir -p {node_dir}.partial && tar -xf {archive} -C {node_dir}.partial --strip-components=1 "
-            f"--no-same-owner && mv -T {node_dir}.partial {node_dir}"
-        ],
+        commands=[render_command("openclaw", "unpack-node.sh.j2", sha256=sha256, archive=archive, node_dir=node_dir)],
     )
 
 

@@ -1,5 +1,5 @@
 """Role backup: the offsite_backup settings, the rendered scripts, a fake-host deploy that shows no secret.
-The scripts themselves are run and shellchecked in test_scripts.py."""
+The scripts themselves are run in test_scripts.py and shellchecked in test_host_shell.py."""
 
 import os
 import subprocess

@@ -10,7 +10,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from openclaw_kit.platform import PLATFORMS
 from openclaw_kit.settings import SettingsError, validate_hosts
 from openclaw_kit.templates import TEMPLATES, render
-from roles.base.debian import APT_LOCK_WAIT_SECONDS, RA_KEYS, SYSCTL, apt_suites, kernel_settings, sshd_reload
+from roles.base.debian import APT_LOCK_WAIT_SECONDS, RA_KEYS, SYSCTL, apt_suites, kernel_settings, sshd_reload_command
 from roles.base.sshd import ISSUE_NET, SSHD_CANDIDATE, sshd_check_script, sshd_dropin
 from tests.unit.fake_host import ENV, one_problem
 from tests.verify.test_base import listener_problems, security_releases
@@ -217,7 +217,7 @@ def test_sshd_reload_restarts_the_socket_only_where_the_platform_socket_activate
     (tmp_path / "systemctl").write_text(
         f'#!/bin/sh\necho "$*" >> {log}\n[ "$1 $2" != "is-active --quiet" ] || exit {0 if socket_active else 3}\n')
     (tmp_path / "systemctl").chmod(0o755)
-    subprocess.run(["sh", "-c", sshd_reload(PLATFORMS[key])], env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, check=True)
+    subprocess.run(["sh", "-c", sshd_reload_command(PLATFORMS[key])], env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, check=True)
     assert log.read_text().splitlines() == expected
 
 

@@ -304,16 +304,6 @@ def test_a_first_apply_that_is_never_confirmed_leaves_no_kit_rules(mac_script):
     assert (tmp / "pf" / "anchor").read_text() == ""
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (./kit installs it)")
-@pytest.mark.parametrize("script", ["apply", "pf.conf reference"])
-def test_the_mac_scripts_pass_shellcheck(script, tmp_path):
-    text = (render("firewall", "macos/openclaw-kit-firewall-apply.j2", **pf.script_data()) if script == "apply" else
-            "#!/bin/sh\n" + render("firewall", "macos/pf-conf-reference.sh.j2", pf_conf=pf.PF_CONF, lines=pf.PF_CONF_LINES))
-    (tmp_path / "script").write_text(text)
-    checked = subprocess.run(["shellcheck", "--severity=style", str(tmp_path / "script")], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stdout
-
-
 # --- a whole deploy, --dry, against a fake Darwin host ---------------------------------------------------------------
 
 

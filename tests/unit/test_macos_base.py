@@ -144,14 +144,6 @@ def test_a_mac_that_did_not_keep_autorestart_and_restartfreeze_is_converged_and_
     assert "accepted as it is (restartfreeze off) and not applied again" in caplog.text
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (./kit installs it)")
-def test_the_power_script_is_posix_sh(tmp_path):
-    (tmp_path / "script").write_text("#!/bin/sh\n" + role.power_script(role.POWER))
-    checked = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(tmp_path / "script")],
-                             capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stdout
-
-
 def test_the_drop_in_has_no_debian_only_keyword_and_keys_only():
     text = sshd_dropin(settings(sshd_allow_users=["admin"], ssh_user="admin"), role.SSHD_TEMPLATE)
     assert "DebianBanner" not in text

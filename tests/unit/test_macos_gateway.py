@@ -185,7 +185,7 @@ def test_a_job_left_unloaded_by_a_failed_reload_is_loaded_and_its_marker_removed
         ("openclaw | The gateway as a LaunchDaemon: load ai.openclaw.gateway (launchctl bootstrap system)", [
             "launchctl enable system/ai.openclaw.gateway", "launchctl bootstrap system /Library/LaunchDaemons/ai.openclaw.gateway.plist",
             "rm -f /var/db/openclaw-kit/launchd-reload-pending/ai.openclaw.gateway"]),
-        ("openclaw | Wait for ai.openclaw.gateway to answer /healthz", [role.health_wait(s.gateway_port)]),
+        ("openclaw | Wait for ai.openclaw.gateway to answer /healthz", [role.health_wait_command(s.gateway_port)]),
     ]
 
 
@@ -355,45 +355,6 @@ def test_the_account_id_is_the_first_free_one_below_500():
     assert role.free_id(taken | {400, 401}) == 402
     assert role.DirectoryUser().process(recorded("dscl-read-_openclaw.txt").splitlines())["UniqueID"] == "400"
     assert role.UserAgents().process(recorded("user-agent.txt").splitlines()) == [("admin", "ai.openclaw.gateway", AGENT)]
-
-
-SCRIPTS = {
-    "gateway": lambda: render("openclaw", "macos/openclaw-kit-gateway.j2", port=18789, **role.cli_data()),
-    "cli": lambda: render("openclaw", "macos/openclaw-kit-cli.j2", **role.cli_data()),
-    "install": lambda: "#!/bin/sh\n" + render("openclaw", "macos/install-release.sh.j2", release=RELEASE, node_dir=NODE_DIR,
-                                              version="2026.9.6", proxy="http://proxy.example:3128"),
-    "node": lambda: "#!/bin/sh\n" + render(
-        "openclaw", "macos/install-node.sh.j2", version="24.21.0", arch="arm64", node_dir=NODE_DIR, sha256="b" * 64,
-        url="https://nodejs.org/dist/v24.21.0/node-v24.21.0-darwin-arm64.tar.gz", archive="/opt/openclaw/downloads/n.tar.gz",
-        proxy="http://proxy.example:3128"),
-    "switch": lambda: "#!/bin/sh\n" + render("openclaw", "macos/switch-release.sh.j2", release=RELEASE, current=role.CURRENT),
-    "handover": lambda: "#!/bin/sh\n" + role.handover_script("admin", role.LABEL, AGENT),
-}
-
-
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (./kit installs it)")
-@pytest.mark.parametrize("name", list(SCRIPTS))
-def test_the_macos_gateway_scripts_are_posix_sh_for_macos_bin_sh(name, tmp_path):
-    # macOS' /bin/sh is bash 3.2 (in POSIX mode) or dash: POSIX sh, nothing of bash 4.
-    (tmp_path / "script").write_text(SCRIPTS[name]())
-    checked = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(tmp_path / "script")],
-                             capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stdout
-    assert not bash4_features(SCRIPTS[name]())
-
-
-def bash4_features(text: str) -> list[str]:
-    """What bash 3.2 (macOS' /bin/bash) lacks, should a script ever be run by bash instead of sh."""
-    patterns = {"mapfile/readarray": r"\b(mapfile|readarray)\b", "case conversion": r"\$\{\w+(,,?|\^\^?)\}",
-                "associative array": r"\b(declare|typeset|local)\s+-[a-zA-Z]*A", "nameref": r"\b(declare|local)\s+-n",
-                "|& or &>>": r"\|&|&>>", "coproc": r"\bcoproc\b", ";;& or ;&": r";;&|;&\s*$"}
-    return [name for name, pattern in patterns.items() if re.search(pattern, text, re.MULTILINE)]
-
-
-def test_the_bash4_check_finds_what_bash_3_2_lacks():
-    assert bash4_features('mapfile -t lines < f\necho "${x,,}"\ndeclare -A seen\n') == [
-        "mapfile/readarray", "case conversion", "associative array"]
-    assert bash4_features('echo "${x%%=*}" "${x#*=}"\n') == []
 
 
 def start_script(tmp_path, gateway: str) -> Path:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-import pytest
-
 from openclaw_kit import launchd
 from openclaw_kit.templates import render
 from tests.unit.plists import differences, libplist_parse, needs_plistutil
@@ -80,14 +78,6 @@ def test_a_bootstrap_that_keeps_failing_says_the_job_is_not_loaded(tmp_path):
 def test_the_wait_is_bounded_by_the_plists_exit_timeout_plus_a_margin():
     assert "wait_limit=360\n" in launchd.reload_script("ai.openclaw.gateway", {"ExitTimeOut": 330})
     assert "wait_limit=50\n" in launchd.reload_script("org.openclaw-kit.firewall", {})  # launchd's default 20 s
-
-
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (./kit installs it)")
-def test_the_reload_script_is_posix_sh(tmp_path):
-    (tmp_path / "script").write_text("#!/bin/sh\n" + launchd.reload_script("x.job", {"ExitTimeOut": 330}))
-    checked = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(tmp_path / "script")],
-                             capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stdout
 
 
 @needs_plistutil

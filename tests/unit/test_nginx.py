@@ -193,7 +193,7 @@ def test_activation_checks_the_candidate_before_anything_live_changes():
     assert "nginx -t -q -c /etc/nginx/openclaw-kit.candidate/nginx.conf\n) ||" in check
     assert REJECTED in check and check.endswith("exit 1; }")
     # Nothing in the check writes outside the candidate directory.
-    for step in check.split(" && ")[:-1]:
+    for step in check.split(" &&\n")[:-1]:
         assert "/etc/nginx/openclaw-kit.candidate" in step and " /etc/nginx/nginx.conf" not in step
     assert "/etc/nginx/nginx.conf" in promote and "mv /etc/nginx/openclaw-kit.new /etc/nginx/openclaw-kit" in promote
 

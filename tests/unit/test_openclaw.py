@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from openclaw_kit.errors import ControllerError
-from openclaw_kit.gateway import HEALTH_TIMEOUT, systemd_health_wait
+from openclaw_kit.gateway import HEALTH_TIMEOUT, systemd_health_wait_command
 from openclaw_kit.pins import NODE_LINUX_SHA256
 from openclaw_kit.settings import SettingsError, validate_hosts
 from openclaw_kit.templates import render
@@ -75,7 +75,7 @@ def test_unit_runs_unprivileged_and_sandboxed():
 
 
 def test_health_wait_is_bounded_and_reports_the_journal():
-    command = systemd_health_wait(18789)
+    command = systemd_health_wait_command(18789)
     assert f"seq {HEALTH_TIMEOUT}" in command and "127.0.0.1:18789/healthz" in command
     assert "journalctl -u openclaw-gateway" in command and command.endswith("exit 1")
 

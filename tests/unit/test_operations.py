@@ -11,7 +11,7 @@ import pytest
 from pyinfra.api import FileUploadCommand, StringCommand
 from pyinfra.context import ctx_host
 
-from openclaw_kit.operations import check_then_promote, checked_config, promote_files
+from openclaw_kit.operations import check_then_promote_commands, checked_config, promote_files_command
 
 JAIL = "[sshd]\nenabled = true\n"
 FILTER = "[Definition]\nfailregex = ^x$\n"
@@ -117,7 +117,7 @@ def test_a_rejected_candidate_leaves_the_live_files_and_says_why(tmp_path, passe
     (candidate_dir / "conf.d/kit.conf").write_text("new\n")
     # A check script that exits by itself (as sshd's does) must still get the rejection message.
     check = "echo 'checker: line 1 is wrong' >&2; exit 3" if not passes else "grep -q new " + str(candidate_dir / "conf.d/kit.conf")
-    run = run_steps(check_then_promote(check, "kit: rejected, the old one stays", promote_files(["conf.d/kit.conf"], str(live_dir), str(candidate_dir))))
+    run = run_steps(check_then_promote_commands(check, "kit: rejected, the old one stays", promote_files_command(["conf.d/kit.conf"], str(live_dir), str(candidate_dir))))
     if passes:
         assert run.returncode == 0 and (live_dir / "conf.d/kit.conf").read_text() == "new\n"
     else:
@@ -141,7 +141,7 @@ exit 0
                                             (True, "success")],
                          ids=["starts", "refuses", "not spawned once", "already started again by its socket"])
 def test_a_service_that_will_not_start_in_its_sandbox_runs_without_it(tmp_path, refuse, result):
-    from openclaw_kit.operations import restart_in_sandbox, sandbox_dropin
+    from openclaw_kit.operations import restart_in_sandbox_commands, sandbox_dropin
 
     bin_dir, unit_dir = tmp_path / "bin", tmp_path / "system"
     bin_dir.mkdir()
@@ -152,7 +152,7 @@ def test_a_service_that_will_not_start_in_its_sandbox_runs_without_it(tmp_path, 
     dropin.write_text("[Service]\n")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(tmp_path / "log"), "DROPIN": str(dropin),
            "REFUSE": "1" if refuse else "", "RESULT": result}
-    run = subprocess.run(["sh", "-c", *restart_in_sandbox("nginx.service", str(unit_dir))], env=env,
+    run = subprocess.run(["sh", "-c", *restart_in_sandbox_commands("nginx.service", str(unit_dir))], env=env,
                          capture_output=True, text=True)
     calls = (tmp_path / "log").read_text().splitlines()
     if refuse and result == "resources":
