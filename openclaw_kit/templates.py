@@ -2,15 +2,14 @@
 
 import posixpath
 import shlex
-from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host
 from pyinfra.operations import files
 
+from openclaw_kit.paths import TEMPLATES
 from openclaw_kit.platform import platform_of
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 # Directories every Debian/Ubuntu host has (base-files, apt, systemd, cron: the kit installs cron
 # before it writes there). Files placed in them skip pyinfra's parent-directory check, one SSH
 # round trip each on every run; other parents are still checked and created.
