@@ -96,10 +96,15 @@ def render(args) -> int:
     if unknown:
         print(f"openclaw-kit render: --limit {', '.join(unknown)}: not a host of {args.inventory}", file=sys.stderr)
         return 2
-    facts = fresh_host_facts(args.release)
-    fake = [(f"@fake/{name}", {**data, "fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": facts})
-            for name, data in hosts.items() if not args.limit or name in args.limit]
+    chosen = [name for name in hosts if not args.limit or name in args.limit]
     out = Path(args.dir).resolve()
+    earlier = [str(out / name) for name in chosen if (out / name).exists()]
+    if earlier:
+        print(f"openclaw-kit render: {', '.join(earlier)} exist(s) (an earlier render?); remove first", file=sys.stderr)
+        return 2
+    facts = fresh_host_facts(args.release)
+    fake = [(f"@fake/{name}", {**hosts[name], "fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": facts})
+            for name in chosen]
     with tempfile.TemporaryDirectory() as scratch:
         inventory = Path(scratch) / "inventory.py"
         inventory.write_text(f"hosts = {fake!r}\n")
@@ -110,8 +115,8 @@ def render(args) -> int:
         print(f"openclaw-kit render: the dry run failed (pyinfra exit {run.returncode}):\n"
               f"{(run.stdout + run.stderr)[-3000:]}", file=sys.stderr)
         return 1
-    for name, _ in fake:
-        host_dir = out / name.removeprefix("@fake/")
+    for name in chosen:
+        host_dir = out / name
         count = sum(1 for each in host_dir.rglob("*") if each.is_file())
         print(f"{host_dir}: {count} file(s), as the deploy would write them to a fresh {args.release} host")
     return 0

@@ -144,6 +144,8 @@ def test_render_every_template_outside_the_checkout(site, installed):
     nginx = (site / "review" / "gw2.example.com" / "rendered" / "nginx" / "site.conf").read_text()
     assert "server_name gw2.example.com" in nginx
     assert "t" * 64 not in "".join(path.read_text() for path in (site / "review").rglob("*") if path.is_file())
+    again = run(str(installed / "openclaw-kit"), "render", "inventories/review.py", "review", cwd=site, check=False)
+    assert again.returncode == 2 and "an earlier render?" in again.stderr
 
 
 def test_the_shipped_verify_checks_are_collected_from_the_wheel(site, installed):
