@@ -1,10 +1,11 @@
 """Drift report: what a deploy would change, per host, without changing anything.
 
-    ./kit drift inventories/prod.py      (or: python -m openclaw_kit.drift inventories/prod.py)
+    openclaw-kit drift inventories/prod.py      (or: ./kit drift, python -m openclaw_kit.drift)
 
 Runs `pyinfra --dry --json` (facts are read, nothing is executed; not with -y, which turns
 pyinfra's change detection off and would report every host as converged), prints every operation that
-would change each host and a per-role table, and exits 1 when any host has drifted, 0 when every
+would change each host and a per-role table (the deploy.py of the working directory, else the
+kit's own: openclaw_kit.paths), and exits 1 when any host has drifted, 0 when every
 host is converged, 2 when pyinfra itself failed. The same table ends a normal deploy
 (`summary_at_exit`, registered by deploy.py), with the counts of what actually happened.
 """
@@ -17,7 +18,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from openclaw_kit.paths import deploy_file
+
 NO_ROLE = "(no role)"
 
 
@@ -88,11 +90,10 @@ def summary_at_exit() -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: python -m openclaw_kit.drift INVENTORY", file=sys.stderr)
+        print("usage: openclaw-kit drift INVENTORY", file=sys.stderr)
         return 2
     run = subprocess.run(
-        [sys.executable, "-m", "pyinfra", "--dry", "--json", str(Path(argv[0]).resolve()), "deploy.py"],
-        cwd=REPO,
+        [sys.executable, "-m", "pyinfra", "--dry", "--json", str(Path(argv[0]).resolve()), str(deploy_file())],
         capture_output=True,
         text=True,
     )

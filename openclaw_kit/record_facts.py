@@ -1,12 +1,13 @@
 """Record what the kit reads from a host, for the tests that run on recorded facts.
 
-    ./kit record-facts inventories/prod.py HOST [--out DIR]
+    openclaw-kit record-facts inventories/prod.py HOST [--out DIR]      (or: ./kit record-facts)
 
 Runs the deploy as `pyinfra --dry --limit HOST` (facts are read, no operation runs) and keeps the
 output of every fact command the kit runs on that host. Any other command is refused before it
 reaches the host, so recording cannot change it. The outputs are written, scrubbed of serial
 numbers, hardware UUIDs, MAC addresses, public addresses, user and host names and the secrets the
-host's settings reference, to `tests/unit/fixtures/<platform>_<arch>/` (e.g. `macos15_arm64`,
+host's settings reference, to `tests/unit/fixtures/<platform>_<arch>/` in a checkout, else
+`recorded-facts/<platform>_<arch>/` in the working directory (e.g. `macos15_arm64`,
 `debian12_x86_64`): one file per command, `facts.json` (file, fact, command, exit status) and a
 README.md table saying where each file came from. Send that directory to the kit's maintainers:
 it is how the macOS path learns what a real Mac answers.
@@ -24,8 +25,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "tests" / "unit" / "fixtures"
+from openclaw_kit.paths import CHECKOUT, KIT, deploy_file
+
+# Where the unit tests read them in a checkout; elsewhere (an installed wheel) the working directory.
+FIXTURES = CHECKOUT / "tests" / "unit" / "fixtures" if KIT == CHECKOUT else Path("recorded-facts")
 SCRUBBED = "SCRUBBED"
 
 _MAC = re.compile(r"\b[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}\b")
@@ -234,7 +237,7 @@ def record(inventory: str, host_name: str, out: Path | None = None) -> Path:
     recorder = Recorder(host_name)
     recorder.install()
     argv = sys.argv
-    sys.argv = ["pyinfra", "--dry", "--limit", host_name, inventory, str(REPO / "deploy.py")]
+    sys.argv = ["pyinfra", "--dry", "--limit", host_name, inventory, str(deploy_file())]
     try:
         pyinfra_main()
     except SystemExit as exit_:
@@ -247,10 +250,10 @@ def record(inventory: str, host_name: str, out: Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="./kit record-facts", description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(prog="openclaw-kit record-facts", description=__doc__.split("\n\n")[1])
     parser.add_argument("inventory")
     parser.add_argument("host", help="the host's name in the inventory")
-    parser.add_argument("--out", type=Path, help="where to write (default: tests/unit/fixtures/<platform>_<arch>/)")
+    parser.add_argument("--out", type=Path, help=f"where to write (default: {FIXTURES}/<platform>_<arch>/)")
     args = parser.parse_args(argv)
     try:
         directory = record(args.inventory, args.host, args.out)

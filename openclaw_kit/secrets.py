@@ -23,7 +23,8 @@ from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.facts.files import File, Sha256File
 
 REFERENCE = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}$")
-DOTENV = Path(__file__).resolve().parent.parent / ".env"
+# The working directory's, as pyinfra's inventory and deploy file are (a checkout, or `openclaw-kit init`'s).
+DOTENV = Path(".env")
 MASK = "***"
 
 

@@ -396,7 +396,7 @@ def test_a_stop_by_launchd_reaches_the_gateway_and_ends_with_its_status(tmp_path
     # launchd stops a job with SIGTERM to its process: the script passes it on and waits for the gateway.
     gateway = f'trap \'echo stopped > {tmp_path}/stopped; exit 0\' TERM\necho up > {tmp_path}/up\nwhile :; do sleep 0.1; done\n'
     started = subprocess.Popen([SH, str(start_script(tmp_path, gateway))], stderr=subprocess.PIPE, text=True)
-    for _ in range(100):
+    for _ in range(400):  # the gateway is up (the script's trap is set before it starts)
         if (tmp_path / "up").exists():
             break
         time.sleep(0.05)

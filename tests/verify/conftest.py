@@ -38,6 +38,11 @@ def pytest_addoption(parser):
     parser.addoption("--limit", action="append", metavar="HOST", help="check only this host of the inventory (repeatable)")
 
 
+def pytest_configure(config):
+    # Here as well as in pyproject.toml: an installed wheel's checks run without the checkout's configuration.
+    config.addinivalue_line("markers", "late: a verify check reading a command started early (slow_commands); runs after the others")
+
+
 class PyinfraBackend(BaseBackend):
     """testinfra's commands over pyinfra's SSH connector to one inventory host.
 
