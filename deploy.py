@@ -21,6 +21,7 @@ from roles.base import base
 from roles.fail2ban import fail2ban
 from roles.firewall import firewall
 from roles.logs import logs
+from roles.monitoring import monitoring
 from roles.nginx import nginx
 from roles.openclaw import openclaw
 from roles.tls import tls
@@ -43,6 +44,7 @@ ROLES = [
     logs,
     backup,  # after logs: it copies the local backup off the host
     audit,  # after the roles whose files it watches
+    monitoring,  # after the roles whose state it watches (the gateway, nginx, the scheduled jobs)
     # Last: it needs the domain's DNS and port 80 from the ACME server's side. Should that fail, the
     # host is already complete, served on its self-signed bootstrap certificate.
     tls,

@@ -56,3 +56,8 @@ KIT_LOG_DIR = "/var/log/openclaw-kit"
 AUDIT_DIR = f"{KIT_LOG_DIR}/audit"
 AUDIT_LOG = f"{AUDIT_DIR}/audit.log"
 BACKUP_STORE = "/var/backups/openclaw"  # root-only: verified archives
+# The job runner writes one Prometheus text file per job (JOB_METRICS_PREFIX + <job>.prom) into
+# TEXTFILE_DIR when that directory exists: role monitoring makes it for the node exporter's textfile
+# collector (Debian's own directory of prometheus-node-exporter); without monitoring nothing is written.
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+JOB_METRICS_PREFIX = "openclaw-kit-job-"

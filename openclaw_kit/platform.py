@@ -28,7 +28,7 @@ _DEBIAN = dict(
     sshd="/usr/sbin/sshd",
     sshd_service="ssh.service",  # Debian's name for it (sshd.service is only an alias)
     roles=frozenset({"base", "firewall", "wireguard", "openclaw", "nginx", "fail2ban", "logs", "backup", "audit",
-                     "tls"}),
+                     "monitoring", "tls"}),
 )
 
 # (distribution, major, minor version or None for any point release) -> its row. Ubuntu's minor is

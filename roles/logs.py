@@ -23,11 +23,13 @@ from openclaw_kit.layout import (
     GATEWAY_ENV_FILE,
     GATEWAY_LOG_FILE,
     GATEWAY_USER,
+    JOB_METRICS_PREFIX,
     KIT_CONFIG_DIR,
     KIT_LOG_DIR,
     KIT_STATE_DIR,
     NGINX_LOG_DIR,
     NGINX_PID,
+    TEXTFILE_DIR,
 )
 from openclaw_kit.layout import JOB_RUNNER as JOB
 from openclaw_kit.operations import restart_command
@@ -80,7 +82,8 @@ def logs(settings: HostSettings):
                     mode="700")
 
     template(name=f"Job runner {JOB}", role="logs", src="openclaw-kit-job.j2", dest=JOB, mode="755",
-             audit_log=AUDIT_LOG, env_file=GATEWAY_ENV_FILE, timeout=JOB_TIMEOUT)
+             audit_log=AUDIT_LOG, env_file=GATEWAY_ENV_FILE, timeout=JOB_TIMEOUT, textfile_dir=TEXTFILE_DIR,
+             metrics_prefix=JOB_METRICS_PREFIX)
     template(
         name=f"Backup job {BACKUP}",
         role="logs",

@@ -1,8 +1,8 @@
 """Settings: every host's inventory data parsed into typed objects, validated before any change.
 
 rules.py: value rules; host.py: the HostSettings model, made of one module per role (base.py,
-firewall.py, openclaw.py, nginx.py, fail2ban.py, logs.py, backup.py, audit.py, tls.py,
-wireguard.py) holding that role's keys, defaults and descriptions; platforms.py: which platform
+firewall.py, openclaw.py, nginx.py, fail2ban.py, logs.py, backup.py, audit.py, monitoring.py,
+tls.py, wireguard.py) holding that role's keys, defaults and descriptions; platforms.py: which platform
 honours which setting; report.py: problems as lines; inventory.py: a whole inventory at once;
 runtime.py: from deploy.py; doc.py: docs/settings.md from the models.
 """

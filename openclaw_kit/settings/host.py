@@ -18,6 +18,7 @@ from openclaw_kit.settings.base import BaseSettings
 from openclaw_kit.settings.fail2ban import Fail2banSettings
 from openclaw_kit.settings.firewall import FirewallSettings
 from openclaw_kit.settings.logs import LogsSettings
+from openclaw_kit.settings.monitoring import MonitoringSettings
 from openclaw_kit.settings.nginx import NginxSettings
 from openclaw_kit.settings.openclaw import OpenclawSettings
 from openclaw_kit.settings.rules import FieldError
@@ -27,6 +28,7 @@ from openclaw_kit.settings.wireguard import WireguardSettings
 
 class HostSettings(
     TlsSettings,
+    MonitoringSettings,
     AuditSettings,
     BackupSettings,
     LogsSettings,

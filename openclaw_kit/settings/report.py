@@ -9,12 +9,12 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 
 from openclaw_kit.secrets import MASK, describe_literal, reference_name
-from openclaw_kit.settings import backup, openclaw, wireguard
+from openclaw_kit.settings import backup, monitoring, openclaw, wireguard
 from openclaw_kit.settings.host import HostSettings
 from openclaw_kit.settings.rules import FieldError
 
 # Each role's settings module names its secret fields; a value under any of them is never shown.
-SECRET_FIELDS = openclaw.SECRET_FIELDS | backup.SECRET_FIELDS | wireguard.SECRET_FIELDS
+SECRET_FIELDS = openclaw.SECRET_FIELDS | backup.SECRET_FIELDS | wireguard.SECRET_FIELDS | monitoring.SECRET_FIELDS
 
 
 def _show(value: Any, loc: tuple) -> str:

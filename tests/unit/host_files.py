@@ -26,7 +26,7 @@ from jinja2 import ChainableUndefined, Environment, meta
 
 from openclaw_kit import gateway, operations
 from openclaw_kit import launchd as kit_launchd
-from openclaw_kit.layout import GATEWAY_CONFIG_MERGE, GATEWAY_ENV_FILE
+from openclaw_kit.layout import GATEWAY_CONFIG_MERGE, GATEWAY_ENV_FILE, JOB_METRICS_PREFIX, TEXTFILE_DIR
 from openclaw_kit.platform import PLATFORMS
 from openclaw_kit.settings import validate_hosts
 from openclaw_kit.templates import TEMPLATES, render, render_command
@@ -123,7 +123,8 @@ def _samples() -> dict[str, dict[str, dict]]:
         "firewall/macos/pf-conf-reference.sh.j2": {"default": dict(pf_conf=pf.PF_CONF, lines=pf.PF_CONF_LINES)},
         "launchd/reload.sh.j2": {"firewall boot job": lambda: kit_launchd.reload_script(pf.BOOT_LABEL, pf.boot_plist())},
         "logs/openclaw-kit-backup.j2": {"default": logs.backup_data(retention_days=7)},
-        "logs/openclaw-kit-job.j2": {"default": dict(audit_log=logs.AUDIT_LOG, env_file=GATEWAY_ENV_FILE, timeout=logs.JOB_TIMEOUT)},
+        "logs/openclaw-kit-job.j2": {"default": dict(audit_log=logs.AUDIT_LOG, env_file=GATEWAY_ENV_FILE, timeout=logs.JOB_TIMEOUT,
+                                                     textfile_dir=TEXTFILE_DIR, metrics_prefix=JOB_METRICS_PREFIX)},
         "openclaw/install-release.sh.j2": {
             "proxy": {**install, "npm": f"{node_dir}/bin/npm", "proxy": "http://proxy.example:3128"},
             "no proxy": {**install, "npm": f"{node_dir}/bin/npm", "proxy": None}},

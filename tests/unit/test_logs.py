@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from openclaw_kit import drift
+from openclaw_kit.layout import JOB_METRICS_PREFIX
 from openclaw_kit.settings import SettingsError, validate_hosts
 from openclaw_kit.templates import render
 from roles import logs
@@ -154,7 +155,8 @@ def runner(tmp_path):
     env_file = tmp_path / "gateway.env"
     env_file.write_text("OPENCLAW_GATEWAY_TOKEN='sentinel-secret-value-123'\n")
     script = tmp_path / "openclaw-kit-job"
-    script.write_text(render("logs", "openclaw-kit-job.j2", audit_log=tmp_path / "audit.log", env_file=env_file, timeout=5))
+    script.write_text(render("logs", "openclaw-kit-job.j2", audit_log=tmp_path / "audit.log", env_file=env_file, timeout=5,
+                             textfile_dir=tmp_path / "textfile", metrics_prefix=JOB_METRICS_PREFIX))
     return script, tmp_path / "audit.log"
 
 
@@ -185,6 +187,8 @@ def test_runner_records_a_timeout(runner):
     script, audit = runner
     assert run_job(script, "slow", "--", "sleep", "10").returncode == 124
     assert json.loads(audit.read_text().splitlines()[-1])["exit"] == 124
+    # Without role monitoring's textfile directory the runner writes no metrics (tests/unit/test_monitoring.py).
+    assert not (audit.parent / "textfile").exists()
 
 
 # --- the drift report reads pyinfra's JSON ------------------------------------------------------------

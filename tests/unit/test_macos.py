@@ -85,6 +85,8 @@ def test_the_version_is_read_from_sw_vers():
     ({"offsite_backup": {"repository": "sftp:b@backup.example.com:/srv/x", "password": "${RESTIC_PASSWORD}",
                          "sftp_host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"}},
      "offsite_backup"),
+    ({"monitoring": {"enabled": True, "webhook": {"url": "https://hooks.example.com/x", "bearer_token": "${RESTIC_PASSWORD}"}}},
+     "monitoring"),
 ])
 def test_a_linux_only_setting_on_a_mac_is_refused(data, setting):
     env = {**ENV, "RESTIC_PASSWORD": "p" * 40}

@@ -83,6 +83,7 @@ SAMPLES: dict[str, tuple[object, dict]] = {
                         "sftp_host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"},
                        {}),
     "auditd": (False, {}),
+    "monitoring": ({"enabled": True, "webhook": {"url": "https://hooks.example.com/kit"}}, {}),
     "domain": ("gw2.example.com", {}),
     "extra_domains": (["www.example.com"], {}),
     "admin_email": ("ops@example.com", {}),
