@@ -5,12 +5,15 @@ run that changes nothing. The other host keeps monitoring off."""
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from roles.logs import CRON_FILE
 from roles.monitoring import PORTS
 from sandbox import host_domain
 from tests.integration.conftest import REPO, changed_hosts, deploy_json, ssh
@@ -90,7 +93,11 @@ def monitored(sandbox_state, kit_env, tmp_path_factory):
 
 
 def api(state, address: str, path: str) -> dict:
-    return json.loads(ssh(state, address, API + path).stdout)
+    return json.loads(ssh(state, address, API + shlex.quote(path)).stdout)
+
+
+def query(state, address: str, expression: str) -> list[dict]:
+    return api(state, address, "/api/v1/query?" + urllib.parse.urlencode({"query": expression}))["data"]["result"]
 
 
 def test_every_target_is_up(monitored, sandbox_state):
@@ -104,15 +111,31 @@ def test_every_target_is_up(monitored, sandbox_state):
     assert not down and {target["labels"]["job"] for target in targets} == {
         "prometheus", "alertmanager", "node", "blackbox", "gateway_healthz", "gateway_readyz", "certificate"}, down
     # The probes succeed, the certificate's expiry is known, the kit's units are reported.
-    for query, expected in [('probe_success{job="gateway_healthz"}', "1"), ('probe_success{job="gateway_readyz"}', "1"),
+    for expression, expected in [('probe_success{job="gateway_healthz"}', "1"), ('probe_success{job="gateway_readyz"}', "1"),
                             ('probe_success{job="certificate"}', "1")]:
-        found = api(sandbox_state, monitored["address"], f"/api/v1/query?query={query}")["data"]["result"]
-        assert [sample["value"][1] for sample in found] == [expected], (query, found)
-    expiry = api(sandbox_state, monitored["address"], "/api/v1/query?query=probe_ssl_earliest_cert_expiry-time()")
-    assert float(expiry["data"]["result"][0]["value"][1]) > 14 * 86400
-    units = api(sandbox_state, monitored["address"],
-                '/api/v1/query?query=node_systemd_unit_state{name="openclaw-gateway.service",state="active"}')
-    assert [sample["value"][1] for sample in units["data"]["result"]] == ["1"]
+        found = query(sandbox_state, monitored["address"], expression)
+        assert [sample["value"][1] for sample in found] == [expected], (expression, found)
+    expiry = query(sandbox_state, monitored["address"], "probe_ssl_earliest_cert_expiry - time()")
+    assert float(expiry[0]["value"][1]) > 14 * 86400
+    units = query(sandbox_state, monitored["address"], 'node_systemd_unit_state{name="openclaw-gateway.service",state="active"}')
+    assert [sample["value"][1] for sample in units] == ["1"]
+
+
+def test_a_scheduled_jobs_outcome_reaches_prometheus(monitored, sandbox_state):
+    address = monitored["address"]
+    cron = ssh(sandbox_state, address, f"cat {CRON_FILE}").stdout
+    rotation = next(line.split(None, 6)[6] for line in cron.splitlines() if " logrotate --" in line)
+    started = time.time()
+    ssh(sandbox_state, address, rotation)  # as cron runs it, through the kit's job runner
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = {sample["metric"]["__name__"]: float(sample["value"][1]) for sample in query(
+            sandbox_state, address, '{__name__=~"openclaw_kit_job_.*", job="logrotate"}')}
+        if found.get("openclaw_kit_job_last_success_timestamp_seconds", 0) >= started - 1:
+            break
+        time.sleep(2)
+    assert found["openclaw_kit_job_last_exit_code"] == 0, found
+    assert found["openclaw_kit_job_last_success_timestamp_seconds"] >= started - 1, found
 
 
 def test_the_exporters_do_not_answer_on_the_hosts_address(monitored, sandbox_state):
