@@ -483,3 +483,12 @@ def test_login_shells_get_the_umask(tmp_path):
     script.write_text(render("base", "umask.sh.j2", umask="027"))
     result = subprocess.run(["sh", "-c", f". {script} && umask"], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "0027"
+
+
+def test_monitoring_listens_on_loopback_only_where_it_is_enabled():
+    monitoring = {"monitoring": {"enabled": True, "webhook": {"url": "https://hooks.example.com/kit"}}}
+    prometheus = 'tcp LISTEN 0 4096 127.0.0.1:9090 0.0.0.0:* users:(("prometheus",pid=7,fd=6))'
+    assert listener_problems(SS + prometheus + "\n", settings(**monitoring)) == []
+    assert listener_problems(SS + prometheus + "\n", settings()) == [f"unexpected listener: {prometheus}"]
+    exposed = prometheus.replace("127.0.0.1:9090", "0.0.0.0:9090")
+    assert listener_problems(SS + exposed + "\n", settings(**monitoring)) == [f"unexpected listener: {exposed}"]

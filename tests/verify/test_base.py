@@ -22,6 +22,7 @@ from roles.base.debian import (
     kernel_settings,
 )
 from roles.base.sshd import ISSUE_NET, SSHD_CANDIDATE, SSHD_DROPIN
+from roles.monitoring import PORTS as MONITORING_PORTS
 
 
 def test_hostname_is_set(target):
@@ -118,6 +119,8 @@ def expected_listeners(settings) -> list[tuple[str, int, bool, str]]:
         expected.append(("udp", settings.private_network.port, False, "WireGuard (private_network)"))
     for port in settings.private_allowed_ports:
         expected += [("tcp", port, False, "private_allowed_ports"), ("udp", port, False, "private_allowed_ports")]
+    if settings.monitoring.enabled:
+        expected += [("tcp", port, True, "role monitoring, loopback only") for port in MONITORING_PORTS]
     return expected + TOLERATED
 
 
