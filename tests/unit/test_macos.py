@@ -321,7 +321,7 @@ def test_a_dry_deploy_to_a_fake_mac_lists_the_macos_operations_and_fails_on_none
     assert not any("apt" in name or "nftables" in name or "systemd" in name for name in planned)
     # The roles without a macOS backend: skipped from one place (the platform table), said once for the host.
     said = [line for line in (run.stdout + run.stderr).splitlines() if "skipped" in line]
-    assert len(said) == 1 and ("[@fake/mini] macOS 15 Sequoia: roles wireguard, nginx, fail2ban, logs, backup, audit, "
+    assert len(said) == 1 and ("[@fake/mini] macOS 15 Sequoia: roles wireguard, nginx, fail2ban, logs, backup, audit, monitoring, "
                                "tls skipped: the kit has no macos backend for them yet") in said[0], said
     # Every operation of the common roles' code that a Mac runs too: the config gate, the secrets file, sshd.
     for name in ("base | sshd drop-in: check it with sshd -t, then put it in place at /etc/ssh/sshd_config.d/00-openclaw-kit.conf",
