@@ -28,7 +28,8 @@ NOT_ON_A_FRESH_DEBIAN_HOST = {
     "templates/operations/check-then-promote.sh.j2",  # (a changed config: rendered when the run executes)
 }
 
-# Beside the example inventory, a host with the optional parts: mesh, off-host backup, proxy, banner.
+# Beside the example inventory, a host with the optional parts: mesh, off-host backup, proxy, banner,
+# monitoring.
 REVIEW_INVENTORY = """
 import runpy
 
@@ -43,6 +44,7 @@ gateways = (
             "private_network": {**mesh, "address": "10.99.0.2"},
             "login_banner": "Authorised use only.",
             "proxy": "http://10.0.0.3:3128",
+            "monitoring": {"enabled": True, "webhook": {"url": "https://hooks.example.com/kit"}},
             "offsite_backup": {
                 "repository": "sftp:backup@10.0.0.2:/srv/restic/gw",
                 "password": "${RESTIC_PASSWORD}",
