@@ -7,8 +7,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host
-from pyinfra.operations import files
 
+from openclaw_kit import placed
 from openclaw_kit.paths import TEMPLATES
 from openclaw_kit.platform import platform_of
 
@@ -41,7 +41,7 @@ def template(
             {**data, "host": host, "state": state, "inventory": inventory})
         _keep_for_review(Path(review), f"{role}/{src}", dest.lstrip("/"), text)
     # An explicit name keeps the template's data out of pyinfra's output (upstream issue #1896).
-    return files.template(
+    return placed.template(
         name=name,
         src=str(TEMPLATES / role / src),
         dest=dest,
