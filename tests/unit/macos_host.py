@@ -99,11 +99,15 @@ def file_responses(files: dict[str, bytes | str], modes: dict[str, tuple[str, st
         data = content if isinstance(content, bytes) else content.encode()
         mode, user, group = modes.get(path, ("-rw-r--r--", "root", "wheel"))
         quoted = re.escape(path)
-        # What placed.template asks (PlacedFile: stat, sha1, the parent's stat, in one command).
-        responses[re.compile(rf"sha1sum {quoted}( |'|$)")] = [
-            stat_line(path, mode, user, group), placed.SEPARATOR, f"{hashlib.sha1(data).hexdigest()}  {path}",
-            placed.SEPARATOR, stat_line(posixpath.dirname(path), "drwxr-xr-x", "root", "wheel"),
-        ]
+        responses.update(placed_response(path, hashlib.sha1(data).hexdigest(), mode, user, group))
         responses[re.compile(rf"(sha256sum|shasum -a 256|sha256) {quoted}\b")] = f"{hashlib.sha256(data).hexdigest()}  {path}"
         responses[re.compile(rf"stat .*{quoted}( |'|$)")] = stat_line(path, mode, user, group)
     return responses
+
+
+def placed_response(path: str, sha1: str, mode: str = "-rw-r--r--", user: str = "root", group: str = "wheel") -> dict:
+    """The answer to PlacedFile (placed.template, checked_config): the file's stat, its sha1, the parent's stat."""
+    return {re.compile(rf"sha1sum {re.escape(path)}( |'|$)"): [
+        stat_line(path, mode, user, group), placed.SEPARATOR, f"{sha1}  {path}",
+        placed.SEPARATOR, stat_line(posixpath.dirname(path), "drwxr-xr-x", "root", "wheel"),
+    ]}
