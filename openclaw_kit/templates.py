@@ -13,8 +13,8 @@ from openclaw_kit.paths import TEMPLATES
 from openclaw_kit.platform import platform_of
 
 # Directories every Debian/Ubuntu host has (base-files, apt, systemd, cron: the kit installs cron
-# before it writes there). Files placed in them skip pyinfra's parent-directory check, one SSH
-# round trip each on every run; other parents are still checked and created.
+# before it writes there). Files placed in them are never given a parent directory; other parents
+# are created when missing.
 SYSTEM_DIRS = {"/etc", "/etc/apt/apt.conf.d", "/etc/cron.d", "/etc/systemd/system", "/usr/local/sbin"}
 # `openclaw-kit render` sets it to a directory: each template the deploy renders is also written there.
 REVIEW_DIR = "OPENCLAW_KIT_RENDER_INTO"
