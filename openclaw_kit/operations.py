@@ -11,7 +11,6 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, StringCommand, operation
 
 from openclaw_kit.placed import PlacedFile
-
 from openclaw_kit.templates import render_command
 
 
