@@ -9,8 +9,8 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, StringCommand, operation
-from pyinfra.facts.files import File, Sha256File
 
+from openclaw_kit.placed import PlacedFile
 from openclaw_kit.templates import render_command
 
 
@@ -84,11 +84,12 @@ def checked_config(
 
 
 def _in_place(path: str, content: str, user: str, group: str, mode: str) -> bool:
-    live = host.get_fact(File, path=path)
+    placed = host.get_fact(PlacedFile, path=path)  # one command for owner, mode and checksum
+    live = placed["file"]
     return (
         bool(live)
         and (live["user"], live["group"], live["mode"]) == (user, group, int(mode))
-        and host.get_fact(Sha256File, path=path) == sha256(content)
+        and placed["sha1"] == hashlib.sha1(content.encode()).hexdigest()
     )
 
 

@@ -9,6 +9,8 @@ the platform's name for it, e.g. roles/firewall/nftables.py for `firewall="nftab
 
 from __future__ import annotations
 
+import weakref
+
 from pyinfra import logger
 
 from openclaw_kit.errors import SettingsError
@@ -87,8 +89,19 @@ def system_problem(system: System) -> str | None:
     return None
 
 
+# pyinfra runs a fact's command on every get_fact; every placed file asks for the platform (its
+# root group), so the System is read once per host and kept while the host object lives.
+_SYSTEMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def system_of(host) -> System:
-    """The host's System from pyinfra's facts (read once per host and cached by pyinfra)."""
+    """The host's System from pyinfra's facts, read once per host."""
+    if host not in _SYSTEMS:
+        _SYSTEMS[host] = _read_system(host)
+    return _SYSTEMS[host]
+
+
+def _read_system(host) -> System:
     from pyinfra.facts.server import Kernel, LinuxDistribution
 
     kernel = host.get_fact(Kernel)

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host
-from pyinfra.operations import files
 
+from openclaw_kit import placed
 from openclaw_kit.paths import TEMPLATES
 from openclaw_kit.platform import platform_of
 
 # Directories every Debian/Ubuntu host has (base-files, apt, systemd, cron: the kit installs cron
-# before it writes there). Files placed in them skip pyinfra's parent-directory check, one SSH
-# round trip each on every run; other parents are still checked and created.
+# before it writes there). Files placed in them are never given a parent directory; other parents
+# are created when missing.
 SYSTEM_DIRS = {"/etc", "/etc/apt/apt.conf.d", "/etc/cron.d", "/etc/systemd/system", "/usr/local/sbin"}
 # `openclaw-kit render` sets it to a directory: each template the deploy renders is also written there.
 REVIEW_DIR = "OPENCLAW_KIT_RENDER_INTO"
@@ -41,7 +41,7 @@ def template(
             {**data, "host": host, "state": state, "inventory": inventory})
         _keep_for_review(Path(review), f"{role}/{src}", dest.lstrip("/"), text)
     # An explicit name keeps the template's data out of pyinfra's output (upstream issue #1896).
-    return files.template(
+    return placed.template(
         name=name,
         src=str(TEMPLATES / role / src),
         dest=dest,

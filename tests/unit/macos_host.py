@@ -8,6 +8,7 @@ sources and which are reconstructed). There is no Mac here: this is all the macO
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from pyinfra.api import Config, FileUploadCommand, Inventory, State
 from pyinfra.api.connect import connect_all
 from pyinfra.connectors.util import CommandOutput
 from pyinfra.context import ctx_host, ctx_state
+
+from openclaw_kit import placed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "macos15_arm64"
 
@@ -90,12 +93,21 @@ def uploads(role, settings, responses: dict) -> dict[str, bytes]:
 
 
 def file_responses(files: dict[str, bytes | str], modes: dict[str, tuple[str, str, str]]) -> dict:
-    """stat and sha256 answers for files already in place: path -> content; modes: path -> (mode, user, group)."""
+    """stat, sha1 and sha256 answers for files already in place: path -> content; modes: path -> (mode, user, group)."""
     responses = {}
     for path, content in files.items():
         data = content if isinstance(content, bytes) else content.encode()
         mode, user, group = modes.get(path, ("-rw-r--r--", "root", "wheel"))
         quoted = re.escape(path)
+        responses.update(placed_response(path, hashlib.sha1(data).hexdigest(), mode, user, group))
         responses[re.compile(rf"(sha256sum|shasum -a 256|sha256) {quoted}\b")] = f"{hashlib.sha256(data).hexdigest()}  {path}"
         responses[re.compile(rf"stat .*{quoted}( |'|$)")] = stat_line(path, mode, user, group)
     return responses
+
+
+def placed_response(path: str, sha1: str, mode: str = "-rw-r--r--", user: str = "root", group: str = "wheel") -> dict:
+    """The answer to PlacedFile (placed.template, checked_config): the file's stat, its sha1, the parent's stat."""
+    return {re.compile(rf"sha1sum {re.escape(path)}( |'|$)"): [
+        stat_line(path, mode, user, group), placed.SEPARATOR, f"{sha1}  {path}",
+        placed.SEPARATOR, stat_line(posixpath.dirname(path), "drwxr-xr-x", "root", "wheel"),
+    ]}

@@ -62,6 +62,8 @@ def converged_responses(s, env=ENV) -> dict:
     digest = jsonconfig.digest(jsonconfig.load_commented(rendered))
     stat = "user={} group={} mode={} atime=1 mtime=1 ctime=1 size=1 {}"
     return {
+        # First: a placed file's one fact names its parent directory too, which the stat answers below match.
+        **file_responses({**placed, **plists, **config}, modes),
         # The secrets file as the kit wrote it: its lines' salted digests (openclaw_kit.secrets.EnvFileDigests).
         re.compile(rf"while IFS= read -r line.* < {re.escape(common.ENV_FILE)}"): [
             f"{name} {digest}" for name, digest in line_digests(s.secrets()).items()],
@@ -74,7 +76,6 @@ def converged_responses(s, env=ENV) -> dict:
         **{re.compile(rf"stat .*{re.escape(path)}( |'|$)"): stat.format("root", "wheel", "-rwxr-xr-x", path)
            for path in (f"{NODE_DIR}/bin/node", f"{RELEASE}/.installed")},
         **{re.compile(rf"stat .*{re.escape(path)}( |'|$)"): stat.format(u, g, m, path) for path, (m, u, g) in directories.items()},
-        **file_responses({**placed, **plists, **config}, modes),
         **FRESH,
     }
 

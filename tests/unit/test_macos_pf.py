@@ -18,7 +18,7 @@ import pytest
 from openclaw_kit import launchd
 from openclaw_kit.templates import render
 from roles.firewall import firewall, pf
-from tests.unit.macos_host import FRESH, file_responses, recorded, run_role, uploads
+from tests.unit.macos_host import FRESH, file_responses, placed_response, recorded, run_role, uploads
 from tests.unit.pf_eval import Packet, Pf, parse
 from tests.unit.test_firewall import COMBINATIONS
 from tests.unit.test_macos import settings
@@ -132,12 +132,12 @@ def status_with(s, **changed) -> list[str]:
     pytest.param(lambda s: {STATUS: status_with(s, enabled="0")}, [LOAD_ANCHOR, CONFIRM], id="pf disabled (pfctl -d)"),
     pytest.param(lambda s: {STATUS: status_with(s, referenced="0")}, [(MAIN_OP, main_ruleset_commands())],
                  id="main ruleset without the anchor (pfctl -f of a reset pf.conf)"),
-    pytest.param(lambda s: {re.compile(rf"(shasum -a 256|sha256sum|sha256) {re.escape(pf.MAIN)}\b"): "0" * 64},
+    pytest.param(lambda s: placed_response(pf.MAIN, "0" * 40),
                  [(MAIN_OP, main_ruleset_commands())], id="main ruleset file edited"),
     pytest.param(lambda s: {PF_CONF_GREP: "__pyinfra_exists_/etc/pf.conf"}, [(PF_CONF_OP, [PF_CONF_SCRIPT])],
                  id="pf.conf reset by an update"),
     pytest.param(lambda s: {f"launchctl print system/{pf.BOOT_LABEL}": ""}, [BOOT_LOAD], id="boot job unloaded"),
-    pytest.param(lambda s: {re.compile(rf"(shasum -a 256|sha256sum|sha256) {re.escape(BOOT_PLIST)}\b"): "0" * 64},
+    pytest.param(lambda s: placed_response(BOOT_PLIST, "0" * 40),
                  [(BOOT_PLIST_OP, boot_plist_commands()), "the reload of the boot job"],
                  id="boot plist edited (or the old pfctl -E -f /etc/pf.conf one)"),
 ])

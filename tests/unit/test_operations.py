@@ -44,9 +44,12 @@ class RecordedHost:
 
 
 def live(path: str, content: str | None, user="root", group="root", mode=644) -> dict:
+    """What PlacedFile answers for the live file: its stat and sha1 (None: missing)."""
+    directory = {"user": "root", "group": "root", "mode": 755}
     if content is None:
-        return {("File", path): None, ("Sha256File", path): None}
-    return {("File", path): {"user": user, "group": group, "mode": mode}, ("Sha256File", path): sha(content)}
+        return {("PlacedFile", path): {"file": None, "sha1": None, "directory": directory}}
+    return {("PlacedFile", path): {"file": {"user": user, "group": group, "mode": mode},
+                                   "sha1": hashlib.sha1(content.encode()).hexdigest(), "directory": directory}}
 
 
 def commands(facts: dict, **overrides) -> tuple[list, RecordedHost]:
