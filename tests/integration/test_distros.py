@@ -78,8 +78,12 @@ def test_record_facts_reads_what_the_fake_hosts_assume_and_changes_nothing(matri
         assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
         index = json.loads((out / "facts.json").read_text())
         assert len(index) > 50
+        fresh = host in matrix_state["hosts"][HOSTS:]
         for key, fake in fake_facts(host["os"]).items():
-            entry = next(e for e in index if key in e["command"])
+            entry = next((e for e in index if key in e["command"]), None)
+            if entry is None:  # a deployed host is not asked everything a fresh one is (useradd: the account exists)
+                assert not fresh, (host["os"], key, "a fresh host is asked what the fake fresh hosts answer")
+                continue
             real = (out / entry["file"]).read_text().splitlines()
             fake = fake if isinstance(fake, list) else [fake]
             if entry["fact"] == "server.LinuxDistribution":
