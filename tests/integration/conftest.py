@@ -74,6 +74,19 @@ def inventory_with(tmp_path: Path, **settings) -> str:
     return str(path)
 
 
+def inventory_with_first_host(path: Path, **settings) -> str:
+    """The sandbox inventory with some settings changed on its first host only, written to `path`."""
+    path.write_text(
+        "import importlib.util\n"
+        f"_spec = importlib.util.spec_from_file_location('_sandbox_inventory', {str(REPO / 'inventories' / 'sandbox.py')!r})\n"
+        "_module = importlib.util.module_from_spec(_spec)\n"
+        "_spec.loader.exec_module(_module)\n"
+        "_hosts, _group = _module.sandbox\n"
+        f"sandbox = ([(_hosts[0][0], {{**_hosts[0][1], **{settings!r}}}), *_hosts[1:]], _group)\n"
+    )
+    return str(path)
+
+
 def changed_hosts(result: dict) -> dict[str, list[str]]:
     """Operation name -> hosts it changed, for the operations that changed anything."""
     return {op["name"]: op["success"] for op in result["results"]["operations"] if op["success"]}

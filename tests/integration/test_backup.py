@@ -13,7 +13,7 @@ from openclaw_kit.layout import GATEWAY_CLI
 from roles.backup import CRON_FILE, PASSWORD_FILE, RESTIC, RESTORE, SSH_KEY
 from roles.logs import AUDIT_LOG, LOGROTATE_CONF, LOGROTATE_STATE
 from roles.openclaw.systemd import STATE_DIR
-from tests.integration.conftest import REPO, changed_hosts, deploy_json, run_pyinfra, ssh
+from tests.integration.conftest import REPO, changed_hosts, deploy_json, inventory_with_first_host, run_pyinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 
@@ -25,16 +25,7 @@ AGENT = f"probe{uuid.uuid4().hex[:8]}"
 
 def inventory_with_offsite(tmp_path, offsite: dict | None) -> str:
     """The sandbox inventory with offsite_backup on the first host only (sbx2 is the target)."""
-    path = tmp_path / "inventory-backup.py"
-    path.write_text(
-        "import importlib.util\n"
-        f"_spec = importlib.util.spec_from_file_location('_sandbox_inventory', {str(REPO / 'inventories' / 'sandbox.py')!r})\n"
-        "_module = importlib.util.module_from_spec(_spec)\n"
-        "_spec.loader.exec_module(_module)\n"
-        "_hosts, _group = _module.sandbox\n"
-        f"sandbox = ([(_hosts[0][0], {{**_hosts[0][1], 'offsite_backup': {offsite!r}}}), *_hosts[1:]], _group)\n"
-    )
-    return str(path)
+    return inventory_with_first_host(tmp_path / "inventory-backup.py", offsite_backup=offsite)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from roles.logs import CRON_FILE
 from roles.monitoring import CANDIDATES, ETC, PACKAGES, PORTS
 from sandbox import host_domain
-from tests.integration.conftest import REPO, changed_hosts, deploy_json, ssh
+from tests.integration.conftest import changed_hosts, deploy_json, inventory_with_first_host, ssh
 
 pytestmark = pytest.mark.sandbox
 
@@ -67,16 +67,7 @@ def monitoring_settings(url: str) -> dict:
 
 def inventory_with_monitoring(tmp_path, monitoring: dict) -> str:
     """The sandbox inventory with monitoring on the first host only."""
-    path = tmp_path / "inventory-monitoring.py"
-    path.write_text(
-        "import importlib.util\n"
-        f"_spec = importlib.util.spec_from_file_location('_sandbox_inventory', {str(REPO / 'inventories' / 'sandbox.py')!r})\n"
-        "_module = importlib.util.module_from_spec(_spec)\n"
-        "_spec.loader.exec_module(_module)\n"
-        "_hosts, _group = _module.sandbox\n"
-        f"sandbox = ([(_hosts[0][0], {{**_hosts[0][1], 'monitoring': {monitoring!r}}}), *_hosts[1:]], _group)\n"
-    )
-    return str(path)
+    return inventory_with_first_host(tmp_path / "inventory-monitoring.py", monitoring=monitoring)
 
 
 @pytest.fixture(scope="module")
